@@ -1,0 +1,177 @@
+"""The ``dispatcher`` command: run the stack, a worker, the demo, and maintenance tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from dispatcher.config import Settings
+from dispatcher.logging import configure_logging
+
+REPO_SCHEMAS = Path("schemas")
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _print_banner(stack: object, settings: Settings) -> None:
+    from dispatcher.stack import Stack
+
+    assert isinstance(stack, Stack)
+    print("acute dispatcher is up", flush=True)
+    print(f"  kafka bootstrap : {stack.bootstrap}" + (" (embedded Tansu)" if stack.broker else ""))
+    print(f"  database        : {stack.dsn}" + (" (embedded pgserver)" if stack.postgres else ""))
+    for w in stack.workers:
+        print(
+            f"  {w.name:15} : http://127.0.0.1:{w.web_port}/healthz  /metrics   log {w.log_path}"
+        )
+    print("  topics          : hospital.discharges, home.sensor-readings, "
+          "homecare.nurse-observations -> acute.escalations, dispatcher.dead-letter")
+    print("  stop with Ctrl-C", flush=True)
+
+
+def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
+    from dispatcher.stack import Stack
+
+    settings = Settings.from_env()
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    stack = Stack.start_infra(settings, Path(settings.data_dir).resolve())
+    threads: list[threading.Thread] = []
+    try:
+        base_port = settings.web_port
+        for i in range(args.workers):
+            stack.start_worker(web_port=base_port + i)
+        for w in stack.workers:
+            stack.wait_healthy(w)
+        _print_banner(stack, settings)
+        if demo:
+            from dispatcher import demo as demo_mod
+
+            print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n",
+                  flush=True)
+            threads = [
+                threading.Thread(
+                    target=demo_mod.run_traffic, args=(stack.bootstrap, args.rate, stop),
+                    daemon=True,
+                ),
+                threading.Thread(
+                    target=demo_mod.tail, args=(stack.bootstrap, stop, settings.partitions),
+                    daemon=True,
+                ),
+            ]
+            for t in threads:
+                t.start()
+        from dispatcher.demo import sleep_until
+
+        while not stop.is_set():
+            sleep_until(stop, args.duration)
+            if args.duration is not None:
+                break
+            for w in stack.workers:
+                if not w.alive():
+                    print(f"{w.name} exited ({w.process.returncode}); see {w.log_path}",
+                          file=sys.stderr)
+                    return 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        print("\nstopping workers, broker and database...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from dispatcher.stack import apply_migrations
+    from dispatcher.streams.app import create_app
+    from dispatcher.topics import ensure_topics
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    ensure_topics(settings.bootstrap(), settings.partitions, settings.replication)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(apply_migrations(settings.dsn()))
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, loop=loop)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from dispatcher.stack import apply_migrations
+
+    applied = asyncio.run(apply_migrations(Settings.from_env().dsn()))
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from dispatcher import schemas
+
+    folder = Path(args.dir)
+    if args.action == "write":
+        for path in schemas.write(folder):
+            print(f"wrote {path}")
+        return 0
+    stale = schemas.drift(folder)
+    if stale:
+        print("schemas drifted from the models (run `dispatcher schemas write`): "
+              + ", ".join(stale), file=sys.stderr)
+        return 1
+    print("schemas up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatcher", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start broker, database and workers (embedded unless env set)")
+    up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+
+    demo = sub.add_parser("demo", help="`up` plus demo traffic, printing escalations")
+    demo.add_argument("--workers", type=int, default=1)
+    demo.add_argument("--rate", type=float, default=20.0, help="messages per second")
+    demo.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+
+    sub.add_parser("worker", help="run one faust worker (needs broker and database env)")
+    sub.add_parser("migrate", help="apply database migrations")
+
+    sch = sub.add_parser("schemas", help="write or check the JSON Schemas in schemas/")
+    sch.add_argument("action", choices=["write", "check"])
+    sch.add_argument("--dir", default=str(REPO_SCHEMAS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in ("up", "demo"):
+        settings = Settings.from_env()
+        configure_logging("console", settings.log_level)
+        return cmd_up(args, demo=args.command == "demo")
+    handlers = {
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "schemas": cmd_schemas,
+    }
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Settings from the environment, validated once at start-up.
+
+Every knob is a ``DISPATCHER_*`` variable. Defaults live here, in one place. Unset broker and
+database mean "start the embedded ones" (``dispatcher up``); a worker needs both set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ENV_PREFIX = "DISPATCHER_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset -> embedded Tansu broker."
+    )
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL DSN; unset -> embedded pgserver."
+    )
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    app_id: str = "acute-dispatcher"
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication: int = Field(default=1, ge=1)
+    # faust's first group join waits this long; keep it low in dev/tests.
+    rebalance_timeout_s: float = Field(default=3.0, gt=0)
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    batch_max: int = Field(default=500, ge=1)
+    batch_within_s: float = Field(default=0.02, gt=0)
+    outbox_sweep_s: float = Field(default=2.0, gt=0)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    data_dir: str = Field(default=".dispatcher", description="Embedded stack state.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def dsn(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("DISPATCHER_DATABASE_URL is not set")
+        return self.database_url.get_secret_value()
+
+    def bootstrap(self) -> str:
+        if not self.kafka_bootstrap:
+            raise RuntimeError("DISPATCHER_KAFKA_BOOTSTRAP is not set")
+        return self.kafka_bootstrap
+
+    def to_env(self) -> dict[str, str]:
+        """The same settings as environment variables, for a child worker process."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            out[ENV_PREFIX + name.upper()] = str(value)
+        return out

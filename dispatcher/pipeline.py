@@ -1,0 +1,184 @@
+"""The pure batch planner: raw messages in, a plan of everything to store and send out.
+
+``decode_batch`` and ``plan_batch`` do no I/O. Given the event ids already seen and the stored
+contexts of the citizens in the batch, they decide, in message order, what every message becomes:
+
+* an audit row (every accepted event id gets exactly one),
+* possibly a context update and an escalation,
+* or a dead letter with the field and reason (bad input, or a rule that raised),
+* or a duplicate (its event id was seen before): nothing new is stored or sent.
+
+The I/O shell (``dispatcher.service``) stores the whole plan in one PostgreSQL transaction, with
+the outgoing messages in an outbox, so a crash can never leave a decision half-made.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from dispatcher.decoding import Decoded, decode
+from dispatcher.events import (
+    DeadLetter,
+    DischargeEvent,
+    Escalation,
+    FieldError,
+    InputEvent,
+)
+from dispatcher.rules.assessment import DEFAULT_POLICY, Assessment, Policy, assess
+from dispatcher.rules.context import CitizenContext, apply_discharge, empty_context
+from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
+from dispatcher.rules.routing import first_route
+from dispatcher.topics import DEAD_LETTER, ESCALATIONS
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed Kafka message, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Accepted:
+    incoming: Incoming
+    event: InputEvent
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    incoming: Incoming
+    event: InputEvent
+    assessment: Assessment
+    outcome: str
+
+
+@dataclass
+class BatchPlan:
+    audits: list[AuditRow] = field(default_factory=list)
+    contexts: dict[str, CitizenContext] = field(default_factory=dict)
+    escalations: list[Escalation] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: list[Accepted] = field(default_factory=list)
+
+    def outbox(self) -> list[OutboxMessage]:
+        out = [
+            OutboxMessage(ESCALATIONS, e.citizen_id.encode(), e.model_dump_json().encode())
+            for e in self.escalations
+        ]
+        out.extend(
+            OutboxMessage(
+                DEAD_LETTER,
+                base64.b64decode(d.key_b64) if d.key_b64 else None,
+                d.model_dump_json().encode(),
+            )
+            for d in self.dead_letters
+        )
+        return out
+
+
+def dead_letter_id_for(msg: Incoming) -> UUID:
+    """Stable id: a replayed message maps to the same dead letter, new bytes to a new one."""
+    digest = hashlib.sha256(msg.value or b"").hexdigest()
+    return uuid5(ESCALATION_NAMESPACE, f"dlq:{msg.topic}:{msg.partition}:{msg.offset}:{digest}")
+
+
+def make_dead_letter(
+    msg: Incoming, errors: list[FieldError], now: datetime, event_id: UUID | None
+) -> DeadLetter:
+    return DeadLetter(
+        dead_letter_id=dead_letter_id_for(msg),
+        rejected_at=now,
+        source_topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
+        original_b64=base64.b64encode(msg.value or b"").decode(),
+        error=errors[0],
+        errors=errors,
+        event_id=event_id,
+    )
+
+
+def decode_batch(
+    messages: Sequence[Incoming], now: datetime
+) -> tuple[list[Accepted], list[DeadLetter]]:
+    accepted: list[Accepted] = []
+    dead: list[DeadLetter] = []
+    for msg in messages:
+        result = decode(msg.topic, msg.value, now)
+        if isinstance(result, Decoded):
+            accepted.append(Accepted(msg, result.event))
+        else:
+            dead.append(make_dead_letter(msg, result.errors, now, result.event_id))
+    return accepted, dead
+
+
+def _outcome(event: InputEvent, assessment: Assessment) -> str:
+    if assessment.escalate:
+        return "escalated"
+    if isinstance(event, DischargeEvent):
+        return "context_updated"
+    return "assessed"
+
+
+def plan_batch(
+    accepted: Sequence[Accepted],
+    dead_letters: Sequence[DeadLetter],
+    seen: set[UUID],
+    contexts: dict[str, CitizenContext],
+    now: datetime,
+    policy: Policy = DEFAULT_POLICY,
+) -> BatchPlan:
+    """Decide every accepted event in order. A rule that raises dead-letters only its event."""
+    plan = BatchPlan(dead_letters=list(dead_letters))
+    claimed: set[UUID] = set(seen)
+    current = dict(contexts)
+    for item in accepted:
+        event = item.event
+        if event.event_id in claimed:
+            plan.duplicates.append(item)
+            continue
+        try:
+            ctx = current.get(event.citizen_id) or empty_context(event.citizen_id)
+            if isinstance(event, DischargeEvent):
+                ctx = apply_discharge(ctx, event)
+            assessment = assess(event, ctx, now, policy)
+            escalation = (
+                build_escalation(assessment, first_route(assessment, ctx), now)
+                if assessment.escalate
+                else None
+            )
+        except Exception as exc:  # noqa: BLE001 - any rule failure must dead-letter, not crash
+            plan.dead_letters.append(
+                make_dead_letter(
+                    item.incoming,
+                    [FieldError(field="$rules", reason=f"rule error: {type(exc).__name__}: {exc}")],
+                    now,
+                    event.event_id,
+                )
+            )
+            continue
+        claimed.add(event.event_id)
+        if isinstance(event, DischargeEvent):
+            current[event.citizen_id] = ctx
+            plan.contexts[event.citizen_id] = ctx
+        plan.audits.append(AuditRow(item.incoming, event, assessment, _outcome(event, assessment)))
+        if escalation is not None:
+            plan.escalations.append(escalation)
+    return plan

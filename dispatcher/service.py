@@ -1,0 +1,201 @@
+"""The I/O shell around the pure planner: decode, store atomically, then relay the outbox.
+
+Guarantees this module is responsible for:
+
+* A batch is acknowledged to Kafka only after ``handle`` returns, and ``handle`` returns only when
+  every message has a durable outcome (audit row, dead letter or known duplicate) in PostgreSQL.
+  While PostgreSQL is unavailable it retries with capped backoff: that is the backpressure.
+* A batch that fails for a non-transient reason is split and retried message by message; a single
+  message that still fails is dead-lettered with the error, so one poison message cannot block a
+  partition or take other citizens down with it.
+* Outgoing messages are sent from the outbox after the commit; what fails to send stays in the
+  outbox for the periodic sweep, so nothing decided is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from dispatcher.events import FieldError
+from dispatcher.metrics import DispatcherMetrics
+from dispatcher.pipeline import (
+    BatchPlan,
+    Incoming,
+    OutboxMessage,
+    decode_batch,
+    make_dead_letter,
+    plan_batch,
+)
+from dispatcher.rules.assessment import DEFAULT_POLICY, Policy
+from dispatcher.rules.context import CitizenContext
+from dispatcher.store.repository import Repository, Sender, StoredBatch
+
+log = structlog.get_logger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.UniqueViolationError,  # another worker claimed the same event id concurrently
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+
+def _category(field: str) -> str:
+    if field == "$rules":
+        return "rule_error"
+    if field == "$store":
+        return "store_error"
+    if field == "$":
+        return "malformed"
+    if field == "schema_version":
+        return "schema_version"
+    return "validation"
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        repo: Repository,
+        send: Sender,
+        metrics: DispatcherMetrics,
+        clock: Callable[[], datetime] = utcnow,
+        policy: Policy = DEFAULT_POLICY,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._repo = repo
+        self._send = send
+        self._metrics = metrics
+        self._clock = clock
+        self._policy = policy
+        self._retry = retry or RetryPolicy()
+
+    async def handle(self, messages: Sequence[Incoming]) -> list[StoredBatch]:
+        """Give every message a durable outcome, then relay what it produced."""
+        if not messages:
+            return []
+        started = time.perf_counter()
+        try:
+            stored = [await self._store_with_retry(messages)]
+        except Exception as exc:  # noqa: BLE001 - non-transient: isolate the poison message
+            log.warning("batch_failed_splitting", size=len(messages), error=type(exc).__name__)
+            stored = [await self._store_single(m) for m in messages]
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        for batch in stored:
+            self._observe(batch.plan)
+            await self.relay(batch.outbox_ids)
+        for msg in messages:
+            self._metrics.events_consumed.labels(msg.topic).inc()
+            self._metrics.last_event_timestamp.labels(msg.topic).set(time.time())
+        return stored
+
+    async def relay(self, ids: Sequence[int] | None = None, min_age_s: float = 0.0) -> int:
+        """Send outbox rows; a failure leaves them for the next sweep."""
+        if ids is not None and not ids:
+            return 0
+        try:
+            return await self._repo.relay_outbox(self._counting_send, ids=ids, min_age_s=min_age_s)
+        except Exception as exc:  # noqa: BLE001 - the outbox keeps the rows; the sweep retries
+            self._metrics.outbox_failures.inc()
+            log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            return 0
+
+    async def _counting_send(self, messages: Sequence[OutboxMessage]) -> None:
+        await self._send(messages)
+        for m in messages:
+            self._metrics.outbox_published.labels(m.topic).inc()
+
+    async def _store_with_retry(self, messages: Sequence[Incoming]) -> StoredBatch:
+        delay = self._retry.first_delay_s
+        while True:
+            now = self._clock()
+            accepted, dead = decode_batch(messages, now)
+            ids = [a.event.event_id for a in accepted]
+            citizens = [a.event.citizen_id for a in accepted]
+
+            def planner(
+                seen: set[UUID], contexts: dict[str, CitizenContext], now: datetime = now
+            ) -> BatchPlan:
+                return plan_batch(accepted, dead, seen, contexts, now, self._policy)
+
+            try:
+                return await self._repo.apply_batch(ids, citizens, planner)
+            except TRANSIENT_ERRORS as exc:
+                self._metrics.store_retries.inc()
+                log.warning(
+                    "store_unavailable_retrying",
+                    error=type(exc).__name__,
+                    retry_in_s=round(delay, 2),
+                    batch=len(messages),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry.max_delay_s)
+
+    async def _store_single(self, msg: Incoming) -> StoredBatch:
+        try:
+            return await self._store_with_retry([msg])
+        except Exception as exc:  # noqa: BLE001 - dead-letter the message with the error
+            now = self._clock()
+            letter = make_dead_letter(
+                msg,
+                [FieldError(field="$store", reason=f"{type(exc).__name__}: {str(exc)[:300]}")],
+                now,
+                None,
+            )
+            log.error("message_dead_lettered_on_store_error", topic=msg.topic,
+                      partition=msg.partition, offset=msg.offset, error=type(exc).__name__)
+
+            def planner(_seen: set[UUID], _ctx: dict[str, CitizenContext]) -> BatchPlan:
+                return BatchPlan(dead_letters=[letter])
+
+            delay = self._retry.first_delay_s
+            while True:
+                try:
+                    return await self._repo.apply_batch([], [], planner)
+                except TRANSIENT_ERRORS:
+                    self._metrics.store_retries.inc()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry.max_delay_s)
+
+    def _observe(self, plan: BatchPlan) -> None:
+        for d in plan.dead_letters:
+            self._metrics.events_rejected.labels(d.source_topic, _category(d.error.field)).inc()
+        for dup in plan.duplicates:
+            self._metrics.duplicates.labels(dup.incoming.topic).inc()
+        for a in plan.audits:
+            if a.assessment.news2 is not None:
+                self._metrics.assessments.labels(a.assessment.news2.risk).inc()
+        for e in plan.escalations:
+            self._metrics.escalations.labels(e.severity, e.route.tier).inc()
+        for a in plan.audits:
+            (log.info if a.assessment.escalate else log.debug)(
+                "event_decided",
+                event_id=str(a.event.event_id),
+                topic=a.incoming.topic,
+                outcome=a.outcome,
+                severity=a.assessment.severity,
+                rules=[r.rule_id for r in a.assessment.reasons],
+            )

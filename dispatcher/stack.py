@@ -1,0 +1,162 @@
+"""Start and stop the whole dispatcher: broker, database, topics, migrations and workers.
+
+``dispatcher up``, ``dispatcher demo`` and the integration tests all use ``Stack``, so what the
+tests exercise is what a user runs. Workers are child processes (``python -m dispatcher worker``)
+so a test can kill -9 one exactly as a crash would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+from pydantic import SecretStr
+
+from dispatcher.config import Settings
+from dispatcher.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from dispatcher.store.migrate import migrate
+from dispatcher.topics import ensure_topics
+
+
+async def apply_migrations(dsn: str) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def healthz(port: int, timeout_s: float = 1.0) -> tuple[int, dict[str, object]]:
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except (OSError, ValueError):
+        return 0, {}
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    web_port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.alive():
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.process.returncode
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    run_dir: Path
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @classmethod
+    def start_infra(cls, settings: Settings, run_dir: Path) -> Stack:
+        """Start what the settings do not name, then create topics and apply migrations."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stack = cls(settings=settings, run_dir=run_dir)
+        try:
+            if not settings.kafka_bootstrap:
+                stack.broker = EmbeddedBroker.start(log_path=run_dir / "broker.log")
+            if settings.database_url is None:
+                stack.postgres = EmbeddedPostgres.start(run_dir / "pg")
+            stack.settings = settings.model_copy(
+                update={
+                    "kafka_bootstrap": stack.bootstrap,
+                    "database_url": settings.database_url or _secret(stack.postgres),
+                }
+            )
+            ensure_topics(stack.bootstrap, settings.partitions, settings.replication)
+            asyncio.run(apply_migrations(stack.settings.dsn()))
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    @property
+    def bootstrap(self) -> str:
+        if self.broker is not None:
+            return self.broker.bootstrap
+        return self.settings.bootstrap()
+
+    @property
+    def dsn(self) -> str:
+        return self.settings.dsn()
+
+    def start_worker(self, name: str | None = None, web_port: int | None = None) -> WorkerProcess:
+        name = name or f"worker-{len(self.workers) + 1}"
+        port = web_port or free_port()
+        env = {**os.environ, **self.settings.to_env(), "DISPATCHER_WEB_PORT": str(port)}
+        log_path = self.run_dir / f"{name}.log"
+        log = log_path.open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "dispatcher", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        worker = WorkerProcess(name, port, proc, log_path, log)
+        self.workers.append(worker)
+        return worker
+
+    def wait_healthy(self, worker: WorkerProcess, timeout_s: float = 90.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                raise RuntimeError(
+                    f"{worker.name} exited with {worker.process.returncode}; "
+                    f"see {worker.log_path}"
+                )
+            status, body = healthz(worker.web_port)
+            if status == 200:
+                return body
+            time.sleep(0.2)
+        raise TimeoutError(f"{worker.name} not healthy after {timeout_s}s; see {worker.log_path}")
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                worker.stop()
+        self.workers.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+
+def _secret(pg: EmbeddedPostgres | None) -> SecretStr | None:
+    return SecretStr(pg.dsn) if pg is not None else None

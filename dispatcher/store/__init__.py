@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL (asyncpg) is the durable truth for decisions, context and outbox."""

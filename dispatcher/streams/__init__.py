@@ -1,0 +1,1 @@
+"""faust wiring: topics to the pure core. Nothing else imports this package."""

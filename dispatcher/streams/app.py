@@ -1,0 +1,149 @@
+"""The faust worker: wires the input topics to ``BatchProcessor`` and serves health and metrics.
+
+Only wiring lives here. Decisions are in ``dispatcher.rules``/``dispatcher.pipeline`` and the
+durable side in ``dispatcher.store``. Three faust pitfalls shape this file:
+
+* A value decode error restarts an agent, so topics use the ``raw`` serializer and we validate
+  bytes ourselves (``dispatcher.decoding``).
+* A message whose agent raised is acked anyway, so the agent uses ``noack_take`` and acks a batch
+  only after ``BatchProcessor.handle`` returned, i.e. after its outcome is in PostgreSQL.
+* Table updates and offset commits are not atomic, so per-citizen context lives in PostgreSQL,
+  updated in the same transaction as the decision, not in a changelog-backed faust table.
+
+One agent consumes all three input topics. They share a partition count and the citizen key, so
+faust's assignor gives one worker every event of a citizen, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dispatcher.config import Settings
+from dispatcher.metrics import DispatcherMetrics
+from dispatcher.pipeline import Incoming, OutboxMessage
+from dispatcher.service import BatchProcessor
+from dispatcher.store.repository import PostgresRepository
+from dispatcher.topics import INPUT_TOPICS
+
+OUTBOX_SWEEP_MIN_AGE_S = 2.0
+
+
+def broker_urls(bootstrap: str) -> str:
+    return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
+
+
+class Runtime:
+    """Lazily built I/O objects shared by the agent, the timer and the web pages."""
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: DispatcherMetrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+        self._processor: BatchProcessor | None = None
+        self.repo: PostgresRepository | None = None
+        self.batches = 0
+
+    async def send(self, messages: Sequence[OutboxMessage]) -> None:
+        producer = self.app.producer
+        futures = [
+            await producer.send(m.topic, m.key, m.value, None, None, None) for m in messages
+        ]
+        await asyncio.gather(*futures)
+
+    async def processor(self) -> BatchProcessor:
+        async with self._lock:
+            if self._processor is None:
+                self.repo = await PostgresRepository.connect(self.settings.dsn())
+                self._processor = BatchProcessor(self.repo, self.send, self.metrics)
+            return self._processor
+
+    @property
+    def ready(self) -> bool:
+        return self._processor is not None
+
+    async def close(self) -> None:
+        if self.repo is not None:
+            await self.repo.close()
+
+
+def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> faust.App:
+    """Build the faust app with its agent, outbox sweep timer and web pages."""
+    metrics = metrics or DispatcherMetrics()
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.bootstrap()),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        producer_acks=-1,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+        autodiscover=False,
+    )
+    runtime = Runtime(app, settings, metrics)
+    app.dispatcher_runtime = runtime  # type: ignore[attr-defined]
+
+    inputs = app.topic(
+        *INPUT_TOPICS,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+    @app.agent(inputs, name="citizen-events")
+    async def citizen_events(stream: Any) -> None:
+        processor = await runtime.processor()
+        async for events in stream.noack_take(settings.batch_max, settings.batch_within_s):
+            messages = [
+                Incoming(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            await processor.handle(messages)
+            for e in events:
+                await stream.ack(e)
+            runtime.batches += 1
+
+    @app.timer(interval=settings.outbox_sweep_s)
+    async def outbox_sweep() -> None:
+        processor = await runtime.processor()
+        await processor.relay(min_age_s=OUTBOX_SWEEP_MIN_AGE_S)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        consuming = runtime.ready and bool(assigned) and not app.rebalancing
+        body = {
+            "status": "ok" if consuming else "unavailable",
+            "consuming": consuming,
+            "assigned_partitions": len(assigned),
+            "rebalancing": bool(app.rebalancing),
+            "batches": runtime.batches,
+        }
+        return web.json(body, status=200 if consuming else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.on_before_shutdown.connect  # type: ignore[misc]
+    async def _close(app: faust.App, **kwargs: Any) -> None:
+        await runtime.close()
+
+    return app
