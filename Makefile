@@ -1,0 +1,48 @@
+# Acute response dispatcher. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+demo: $(STAMP) ## run broker + database + workers + demo traffic (embedded unless env says otherwise)
+	$(BIN)/dispatcher demo
+
+up: $(STAMP) ## run broker + database + workers, no traffic
+	$(BIN)/dispatcher up
+
+test: $(STAMP) ## the full test suite: unit, integration (real broker + database), checks
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	exit $$rc
+
+unit: $(STAMP) ## unit tests only (no I/O)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check dispatcher tests
+	$(BIN)/ruff format --check dispatcher tests
+	$(BIN)/mypy
+
+check: lint unit ## lint + types + unit tests
+
+schemas: $(STAMP) ## regenerate schemas/*.json from the models
+	$(BIN)/dispatcher schemas write
+
+clean: ## remove the virtualenv and the embedded stack's state
+	rm -rf $(VENV) .dispatcher
+
+.PHONY: help install demo up test unit lint check schemas clean

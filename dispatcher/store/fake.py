@@ -1,0 +1,65 @@
+"""In-memory ``Repository`` for unit tests of the service: same contract, no database.
+
+It can be told to fail the next N calls with a given exception, to exercise the retry and
+poison-message paths without a real outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from dispatcher.pipeline import OutboxMessage
+from dispatcher.rules.context import CitizenContext
+from dispatcher.store.repository import Planner, Sender, StoredBatch
+
+
+@dataclass
+class InMemoryRepository:
+    audit: dict[UUID, str] = field(default_factory=dict)
+    contexts: dict[str, CitizenContext] = field(default_factory=dict)
+    dead_letters: dict[UUID, str] = field(default_factory=dict)
+    outbox: list[tuple[int, OutboxMessage, bool]] = field(default_factory=list)
+    fail_next: list[BaseException] = field(default_factory=list)
+    apply_calls: int = 0
+
+    async def apply_batch(
+        self, event_ids: Sequence[UUID], citizen_ids: Sequence[str], planner: Planner
+    ) -> StoredBatch:
+        self.apply_calls += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        seen = {i for i in event_ids if i in self.audit}
+        ctx = {c: self.contexts[c] for c in citizen_ids if c in self.contexts}
+        plan = planner(seen, ctx)
+        for a in plan.audits:
+            if a.event.event_id in self.audit:
+                raise AssertionError("duplicate audit row")  # the real PK would refuse it
+            self.audit[a.event.event_id] = a.outcome
+        self.contexts.update(plan.contexts)
+        for d in plan.dead_letters:
+            self.dead_letters.setdefault(d.dead_letter_id, d.error.reason)
+        ids = []
+        for msg in plan.outbox():
+            ids.append(len(self.outbox) + 1)
+            self.outbox.append((ids[-1], msg, False))
+        return StoredBatch(plan, ids)
+
+    async def relay_outbox(
+        self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,
+        limit: int = 1000,
+    ) -> int:
+        pending = [
+            (i, m) for i, m, published in self.outbox
+            if not published and (ids is None or i in ids)
+        ][:limit]
+        if not pending:
+            return 0
+        await send([m for _, m in pending])
+        done = {i for i, _ in pending}
+        self.outbox = [(i, m, p or i in done) for i, m, p in self.outbox]
+        return len(pending)
+
+    def unpublished(self) -> list[OutboxMessage]:
+        return [m for _, m, published in self.outbox if not published]
