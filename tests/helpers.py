@@ -1,0 +1,71 @@
+"""Builders for test events: valid public-contract JSON with pseudonymous ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def citizen() -> str:
+    return f"cit-{uuid.uuid4().hex[:10]}"
+
+
+def envelope(citizen_id: str, at: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "occurred_at": (at or now()).isoformat(),
+        "source": "test-suite",
+        "citizen_id": citizen_id,
+        **extra,
+    }
+
+
+def observation(citizen_id: str, at: datetime | None = None, **vitals: Any) -> dict[str, Any]:
+    """A complete, normal observation (NEWS2 0) unless vitals override it."""
+    base = {
+        "respiration_rate": 16,
+        "spo2": 97,
+        "on_oxygen": False,
+        "systolic_bp": 125,
+        "pulse": 72,
+        "consciousness": "A",
+        "temperature": 37.0,
+        "worried": False,
+        "observer": "nurse-001",
+    }
+    base.update(vitals)
+    return envelope(citizen_id, at, **base)
+
+
+def deteriorating(citizen_id: str, at: datetime | None = None) -> dict[str, Any]:
+    """NEWS2 high: RR 26 (3), SpO2 90 (3), BP 95 (2), pulse 120 (2), temp 38.5 (1) = 11."""
+    return observation(
+        citizen_id, at, respiration_rate=26, spo2=90, systolic_bp=95, pulse=120, temperature=38.5
+    )
+
+
+def discharge(citizen_id: str, at: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    t = at or now()
+    body: dict[str, Any] = {
+        "discharged_at": (t - timedelta(hours=2)).isoformat(),
+        "hospital": "Herlev og Gentofte Hospital",
+        "department": "Lungemedicinsk afdeling",
+        "municipality": "Gladsaxe",
+        "district": "Gladsaxe Nord",
+        "diagnoses": ["J44.1"],
+        "flags": [],
+        "follow_up": [],
+    }
+    body.update(extra)
+    return envelope(citizen_id, t, **body)
+
+
+def sensor(citizen_id: str, kind: str, value: float, unit: str, at: datetime | None = None
+           ) -> dict[str, Any]:
+    return envelope(citizen_id, at, device_id=f"dev-{kind}-01", kind=kind, value=value, unit=unit)

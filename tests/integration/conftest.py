@@ -1,0 +1,161 @@
+"""Integration fixtures: one real stack (broker + PostgreSQL + worker) per test session.
+
+The broker is the embedded Tansu unless ``DISPATCHER_KAFKA_BOOTSTRAP`` names one; PostgreSQL is
+the embedded pgserver unless ``DISPATCHER_DATABASE_URL`` names one. Nothing here is a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from dispatcher.config import Settings
+from dispatcher.stack import Stack, WorkerProcess
+from dispatcher.topics import DEAD_LETTER, ESCALATIONS
+
+PARTITIONS = 4
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def run_dir() -> Iterator[Path]:
+    # Short path: pgserver puts its unix socket in here (107-byte limit).
+    with tempfile.TemporaryDirectory(prefix="dsp-", dir="/tmp") as d:  # noqa: S108
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def stack(run_dir: Path) -> Iterator[Stack]:
+    settings = Settings.from_env(partitions=PARTITIONS, data_dir=str(run_dir))
+    s = Stack.start_infra(settings, run_dir)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack) -> WorkerProcess:
+    w = stack.start_worker(name="session-worker")
+    stack.wait_healthy(w)
+    return w
+
+
+@pytest.fixture(scope="session")
+def producer(stack: Stack) -> Iterator[KafkaProducer]:
+    p = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    yield p
+    p.close(5)
+
+
+Publish = Callable[[str, dict[str, Any] | bytes, str | None], None]
+
+
+@pytest.fixture
+def publish(producer: KafkaProducer) -> Publish:
+    """Publish JSON (or raw bytes) keyed by citizen id, as a hospital would, and flush."""
+
+    def _publish(topic: str, body: dict[str, Any] | bytes, key: str | None = None) -> None:
+        value = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if key is None and isinstance(body, dict):
+            key = body.get("citizen_id")
+        producer.send(topic, key=key.encode() if key else None, value=value)
+        producer.flush(10)
+
+    return _publish
+
+
+class TopicReader:
+    """Reads a topic from the beginning with manual assignment (no group join delay)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        self.consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        self.seen: list[dict[str, Any]] = []
+
+    def poll(self) -> None:
+        for records in self.consumer.poll(timeout_ms=200).values():
+            self.seen.extend(json.loads(r.value) for r in records)
+
+    def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], count: int = 1, timeout_s: float = 30.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.poll()
+            found = [m for m in self.seen if match(m)]
+            if len(found) >= count:
+                return found
+        return [m for m in self.seen if match(m)]
+
+    def settle(self, match: Callable[[dict[str, Any]], bool], quiet_s: float = 3.0
+               ) -> list[dict[str, Any]]:
+        """Keep reading for ``quiet_s`` more seconds and return every match (to count extras)."""
+        deadline = time.monotonic() + quiet_s
+        while time.monotonic() < deadline:
+            self.poll()
+        return [m for m in self.seen if match(m)]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def escalations(stack: Stack) -> Iterator[TopicReader]:
+    r = TopicReader(stack.bootstrap, ESCALATIONS)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def dead_letters(stack: Stack) -> Iterator[TopicReader]:
+    r = TopicReader(stack.bootstrap, DEAD_LETTER)
+    yield r
+    r.close()
+
+
+def wait_audited(stack: Stack, event_id: str, timeout_s: float = 30.0) -> str:
+    """Block until the event has its audit row; return the outcome (cross-topic order is
+    not guaranteed by Kafka, so a test that needs a discharge applied first waits for it)."""
+    import asyncio
+
+    async def _wait() -> str:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                outcome = await conn.fetchval(
+                    "SELECT outcome FROM audit_log WHERE event_id = $1::uuid", event_id
+                )
+                if outcome is not None:
+                    return str(outcome)
+                await asyncio.sleep(0.1)
+            raise TimeoutError(f"event {event_id} not audited after {timeout_s}s")
+        finally:
+            await conn.close()
+
+    return asyncio.run(_wait())
+
+
+@pytest.fixture
+async def db(stack: Stack) -> Any:
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
