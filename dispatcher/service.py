@@ -106,7 +106,8 @@ class BatchProcessor:
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         for batch in stored:
             self._observe(batch.plan)
-            await self.relay(batch.outbox_ids)
+            if await self.relay(batch.outbox_ids) and batch.plan.escalations:
+                self._metrics.observe_event_to_push(batch.plan, self._clock())
         for msg in messages:
             self._metrics.events_consumed.labels(msg.topic).inc()
             self._metrics.last_event_timestamp.labels(msg.topic).set(time.time())
@@ -125,8 +126,9 @@ class BatchProcessor:
 
     async def _counting_send(self, messages: Sequence[OutboxMessage]) -> None:
         await self._send(messages)
+        sent_at = self._clock()
         for m in messages:
-            self._metrics.outbox_published.labels(m.topic).inc()
+            self._metrics.observe_published(m.topic, m.value, sent_at)
 
     async def _store_with_retry(self, messages: Sequence[Incoming]) -> StoredBatch:
         delay = self._retry.first_delay_s
@@ -190,12 +192,15 @@ class BatchProcessor:
                 self._metrics.assessments.labels(a.assessment.news2.risk).inc()
         for e in plan.escalations:
             self._metrics.escalations.labels(e.severity, e.route.tier).inc()
+        case_of = {i: str(e.case_id) for e in plan.escalations for i in e.triggered_by}
         for a in plan.audits:
-            (log.info if a.assessment.escalate else log.debug)(
-                "event_decided",
-                event_id=str(a.event.event_id),
-                topic=a.incoming.topic,
-                outcome=a.outcome,
-                severity=a.assessment.severity,
-                rules=[r.rule_id for r in a.assessment.reasons],
-            )
+            with structlog.contextvars.bound_contextvars(
+                event_id=str(a.event.event_id), case_id=case_of.get(a.event.event_id)
+            ):
+                (log.info if a.assessment.escalate else log.debug)(
+                    "event_decided",
+                    topic=a.incoming.topic,
+                    outcome=a.outcome,
+                    severity=a.assessment.severity,
+                    rules=[r.rule_id for r in a.assessment.reasons],
+                )

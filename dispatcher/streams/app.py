@@ -28,6 +28,7 @@ from dispatcher.metrics import DispatcherMetrics
 from dispatcher.pipeline import Incoming, OutboxMessage
 from dispatcher.service import BatchProcessor
 from dispatcher.store.repository import PostgresRepository
+from dispatcher.streams.lag import install_lag_metrics
 from dispatcher.topics import INPUT_TOPICS
 
 OUTBOX_SWEEP_MIN_AGE_S = 2.0
@@ -119,6 +120,8 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
             for e in events:
                 await stream.ack(e)
             runtime.batches += 1
+
+    install_lag_metrics(app, metrics, interval_s=5.0)
 
     @app.timer(interval=settings.outbox_sweep_s)
     async def outbox_sweep() -> None:

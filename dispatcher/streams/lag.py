@@ -1,0 +1,74 @@
+"""Consumer lag (and outbox backlog) gauges, refreshed by a faust timer on every worker.
+
+Lag per assigned topic-partition is the broker's highwater (the offset the next produced message
+gets) minus this group's committed offset; before the first commit of a partition we use the
+consumer's position instead. Both are "next offset to read", so the difference is the number of
+messages not yet durably handled. Partitions this worker no longer owns after a rebalance are
+removed from the gauge, so a dashboard summing over workers does not count them twice.
+
+The same timer also reads the outbox backlog from PostgreSQL when the worker's repository is
+connected: the outbox is the one queue Kafka's lag cannot see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from dispatcher.metrics import DispatcherMetrics
+
+log = structlog.get_logger(__name__)
+
+
+async def compute_lag(consumer: Any) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> lag for the consumer's current assignment."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return {}
+    highwaters: Mapping[Any, int | None] = await consumer.highwaters(*assigned)
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    lags: dict[tuple[str, int], int] = {}
+    for tp in assigned:
+        high = highwaters.get(tp)
+        if high is None:
+            continue
+        done = committed.get(tp)
+        if done is None:
+            done = await consumer.position(tp)
+        if done is None:
+            continue
+        lags[(tp.topic, int(tp.partition))] = max(0, int(high) - int(done))
+    return lags
+
+
+async def refresh_outbox_backlog(
+    backlog: Callable[[], Awaitable[tuple[int, datetime | None]]],
+    metrics: DispatcherMetrics,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    count, oldest = await backlog()
+    age = (now() - oldest).total_seconds() if oldest is not None else 0.0
+    metrics.set_outbox_backlog(count, age)
+
+
+def install_lag_metrics(app: Any, metrics: DispatcherMetrics, interval_s: float = 5.0) -> None:
+    """Add a timer to ``app`` that refreshes the lag and outbox gauges every ``interval_s``."""
+
+    async def lag_metrics() -> None:
+        if app.rebalancing:
+            return
+        try:
+            metrics.set_consumer_lag(await compute_lag(app.consumer))
+        except Exception as exc:  # the consumer may not be started yet; try on the next tick
+            log.debug("consumer_lag_unavailable", error=type(exc).__name__)
+        runtime = getattr(app, "dispatcher_runtime", None)
+        repo = getattr(runtime, "repo", None)
+        if repo is not None:
+            with contextlib.suppress(Exception):
+                await refresh_outbox_backlog(repo.outbox_backlog, metrics)
+
+    app.timer(interval=interval_s, name="dispatcher.lag_metrics")(lag_metrics)
