@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from dispatcher import cli_rules
 from dispatcher.config import Settings
 from dispatcher.logging import configure_logging
 
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     sch = sub.add_parser("schemas", help="write or check the JSON Schemas in schemas/")
     sch.add_argument("action", choices=["write", "check"])
     sch.add_argument("--dir", default=str(REPO_SCHEMAS))
+
+    cli_rules.add_subparsers(sub)
     return parser
 
 
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": cmd_worker,
         "migrate": cmd_migrate,
         "schemas": cmd_schemas,
+        **cli_rules.HANDLERS,
     }
     return handlers[args.command](args)
 

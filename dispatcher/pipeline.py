@@ -4,7 +4,8 @@
 contexts of the citizens in the batch, they decide, in message order, what every message becomes:
 
 * an audit row (every accepted event id gets exactly one),
-* possibly a context update and an escalation,
+* a context update (every accepted event of any kind: discharges, sensor readings and nurse
+  observations all fold into the citizen's bounded history), possibly an escalation,
 * or a dead letter with the field and reason (bad input, or a rule that raised),
 * or a duplicate (its event id was seen before): nothing new is stored or sent.
 
@@ -29,10 +30,11 @@ from dispatcher.events import (
     FieldError,
     InputEvent,
 )
-from dispatcher.rules.assessment import DEFAULT_POLICY, Assessment, Policy, assess
-from dispatcher.rules.context import CitizenContext, apply_discharge, empty_context
+from dispatcher.rules.assessment import Assessment, evaluate
+from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
 from dispatcher.rules.routing import first_route
+from dispatcher.rules.ruleset import RuleSet, default_ruleset
 from dispatcher.topics import DEAD_LETTER, ESCALATIONS
 
 
@@ -143,9 +145,16 @@ def plan_batch(
     seen: set[UUID],
     contexts: dict[str, CitizenContext],
     now: datetime,
-    policy: Policy = DEFAULT_POLICY,
+    *,
+    ruleset: RuleSet | None = None,
 ) -> BatchPlan:
-    """Decide every accepted event in order. A rule that raises dead-letters only its event."""
+    """Decide every accepted event in order. A rule that raises dead-letters only its event.
+
+    Each event is evaluated (``dispatcher.rules.assessment.evaluate``) against its citizen's
+    context as updated by the earlier events of the batch; the final context of every citizen
+    with an accepted event is in ``plan.contexts``. ``ruleset`` defaults to the packaged one.
+    """
+    rs = ruleset or default_ruleset()
     plan = BatchPlan(dead_letters=list(dead_letters))
     claimed: set[UUID] = set(seen)
     current = dict(contexts)
@@ -155,16 +164,13 @@ def plan_batch(
             plan.duplicates.append(item)
             continue
         try:
-            ctx = current.get(event.citizen_id) or empty_context(event.citizen_id)
-            if isinstance(event, DischargeEvent):
-                ctx = apply_discharge(ctx, event)
-            assessment = assess(event, ctx, now, policy)
+            assessment, ctx = evaluate(event, current.get(event.citizen_id), now, rs)
             escalation = (
                 build_escalation(assessment, first_route(assessment, ctx), now)
                 if assessment.escalate
                 else None
             )
-        except Exception as exc:  # noqa: BLE001 - any rule failure must dead-letter, not crash
+        except Exception as exc:  # any rule failure must dead-letter, not crash
             plan.dead_letters.append(
                 make_dead_letter(
                     item.incoming,
@@ -175,9 +181,8 @@ def plan_batch(
             )
             continue
         claimed.add(event.event_id)
-        if isinstance(event, DischargeEvent):
-            current[event.citizen_id] = ctx
-            plan.contexts[event.citizen_id] = ctx
+        current[event.citizen_id] = ctx
+        plan.contexts[event.citizen_id] = ctx
         plan.audits.append(AuditRow(item.incoming, event, assessment, _outcome(event, assessment)))
         if escalation is not None:
             plan.escalations.append(escalation)

@@ -34,8 +34,8 @@ from dispatcher.pipeline import (
     make_dead_letter,
     plan_batch,
 )
-from dispatcher.rules.assessment import DEFAULT_POLICY, Policy
 from dispatcher.rules.context import CitizenContext
+from dispatcher.rules.ruleset import RuleSet, default_ruleset
 from dispatcher.store.repository import Repository, Sender, StoredBatch
 
 log = structlog.get_logger(__name__)
@@ -83,14 +83,15 @@ class BatchProcessor:
         send: Sender,
         metrics: DispatcherMetrics,
         clock: Callable[[], datetime] = utcnow,
-        policy: Policy = DEFAULT_POLICY,
+        *,
+        ruleset: RuleSet | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._repo = repo
         self._send = send
         self._metrics = metrics
         self._clock = clock
-        self._policy = policy
+        self._ruleset = ruleset or default_ruleset()
         self._retry = retry or RetryPolicy()
 
     async def handle(self, messages: Sequence[Incoming]) -> list[StoredBatch]:
@@ -141,7 +142,7 @@ class BatchProcessor:
             def planner(
                 seen: set[UUID], contexts: dict[str, CitizenContext], now: datetime = now
             ) -> BatchPlan:
-                return plan_batch(accepted, dead, seen, contexts, now, self._policy)
+                return plan_batch(accepted, dead, seen, contexts, now, ruleset=self._ruleset)
 
             try:
                 return await self._repo.apply_batch(ids, citizens, planner)

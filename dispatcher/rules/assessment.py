@@ -1,30 +1,44 @@
-"""Turn one event plus the citizen's context into an explained assessment.
+"""Turn one event plus the citizen's context into an explained assessment and the new context.
 
-``assess`` is the single entry point the streaming path and the CLI share, so both give the same
-answer for the same input. Every rule that fires adds a ``Reason`` naming the rule id, its
-version and the inputs it used; severity is the highest any rule asked for.
+``evaluate(event, ctx, now, ruleset)`` is the single pure entry point the streaming path
+(``dispatcher.pipeline.plan_batch``) and the CLI (``dispatcher assess``, ``dispatcher rules
+test``) share, so both give the same answer for the same input. It handles every event kind and
+always returns the updated context. ``silent_sensor_check`` is the timer-driven counterpart.
 
-Severity ladder (ours, mapped from NEWS2 chart 4 clinical response):
+Every rule that fires adds a ``Reason`` naming the rule id, its version and the inputs it used;
+severity is the highest any rule asked for; the response deadline comes from the rule set's
+``ack_minutes``. Severity ladder (ours, mapped from NEWS2 chart 4 clinical response, RCP 2017):
 
-* ``critical`` - emergency response (NEWS2 >= 7, or unresponsive): the fixed on-call doctor.
-* ``high``     - urgent response (NEWS2 5-6, a single parameter scoring 3, a fall alarm).
-* ``medium``   - prompt nurse assessment (the nurse is worried; NEWS2 >= 3 within the
-  post-discharge window).
+* ``critical`` - emergency response (NEWS2 >= 7, or unresponsive).
+* ``high``     - urgent response (NEWS2 5-6, a single parameter scoring 3, a fall alarm,
+  a sustained sensor breach).
+* ``medium``   - prompt nurse assessment (the nurse is worried - TOBS practice: worry escalates
+  on its own; NEWS2 >= 3 within the post-discharge window; NEWS2 rising by >= 2; heart-failure
+  weight gain; a high-risk citizen's sensors silent).
 * ``low``      - no escalation; recorded and scored only.
+
+Clinical times (post-discharge window, trends, debounce) use the event's ``occurred_at``, so a
+replay decides the same way; ``now`` stamps the assessment and its deadline.
+
+Ordering: an event older than the newest one of its kind in the context (a late sensor reading
+or nurse observation) never pages and never moves the "latest" view backwards. It is still
+scored; rules it would have fired are listed in ``suppressed`` and it counts as stale.
+
+Palliative citizens (a treatment limitation) still get escalations, but routing sends them to
+the palliative pathway, never to an emergency (112) call; the assessment says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dispatcher.events import (
     DischargeEvent,
-    DischargeFlag,
+    FieldError,
     InputEvent,
     News2Summary,
     NurseObservation,
@@ -33,29 +47,37 @@ from dispatcher.events import (
     SensorReading,
     Severity,
 )
-from dispatcher.rules import news2
+from dispatcher.rules import context as cx
+from dispatcher.rules import news2, plausibility, sensors
 from dispatcher.rules.context import CitizenContext
+from dispatcher.rules.findings import Outcome
+from dispatcher.rules.ruleset import (
+    ConsciousnessRule,
+    FallRule,
+    News2BandRule,
+    News2TrendRule,
+    NurseWorryRule,
+    PostDischargeNews2Rule,
+    RuleSet,
+    SensorSilenceRule,
+    SustainedSensorRule,
+    WeightGainRule,
+    default_ruleset,
+)
 
 SEVERITY_ORDER: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Tunable thresholds. Defaults live here, in one named value (``DEFAULT_POLICY``)."""
-
-    post_discharge_window: timedelta = timedelta(days=30)
-    post_discharge_news2_threshold: int = 3
-    ack_minutes: tuple[tuple[Severity, int], ...] = (
-        ("critical", 5),
-        ("high", 15),
-        ("medium", 30),
-    )
-
-    def ack_minutes_for(self, severity: Severity) -> int | None:
-        return dict(self.ack_minutes).get(severity)
-
-
-DEFAULT_POLICY = Policy()
+SILENCE_NAMESPACE = UUID("0d3b5e1c-8a2f-4e6b-9c71-2f4a6d8e0b13")
+OBSERVED_VITALS: tuple[str, ...] = (
+    "respiration_rate",
+    "spo2",
+    "systolic_bp",
+    "pulse",
+    "temperature",
+)
+PALLIATIVE_NOTE = (
+    "Treatment limitation (palliative): route to the palliative pathway; "
+    "never an emergency (112) call."
+)
 
 
 class Assessment(BaseModel):
@@ -73,6 +95,22 @@ class Assessment(BaseModel):
     competence: str
     reasons: list[Reason]
     response_minutes: int | None = None
+    # Added in the rule-set engine; all optional so stored assessments still load.
+    response_deadline: datetime | None = Field(
+        default=None, description="assessed_at + response_minutes, when escalating."
+    )
+    ruleset: str | None = Field(default=None, description="Rule set id@version used.")
+    news2_urgency: str | None = Field(default=None, description="RCP 2017 chart 2/4 response.")
+    news2_response: str | None = Field(default=None, description="RCP 2017 chart 4 text.")
+    quarantined: list[FieldError] = Field(
+        default_factory=list, description="Implausible fields: a fault, never scored."
+    )
+    suppressed: list[Reason] = Field(
+        default_factory=list, description="Rules that matched a stale event: never paged."
+    )
+    stale: bool = Field(default=False, description="Older than the newest event of its kind.")
+    treatment_limitations: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 def max_severity(a: Severity, b: Severity) -> Severity:
@@ -81,7 +119,7 @@ def max_severity(a: Severity, b: Severity) -> Severity:
 
 def competence_for(ctx: CitizenContext) -> str:
     """The nurse competence that fits the citizen best; palliative care trumps diagnoses."""
-    if ctx.has_flag(DischargeFlag.PALLIATIVE):
+    if ctx.palliative:
         return "palliative"
     if ctx.conditions:
         return ctx.conditions[0]
@@ -99,143 +137,360 @@ def _news2_summary(result: news2.News2Score) -> News2Summary:
     )
 
 
-def _assess_observation(
-    obs: NurseObservation, ctx: CitizenContext, now: datetime, policy: Policy
-) -> tuple[Severity, list[Reason], News2Summary]:
-    scale: news2.Scale = 2 if ctx.has_flag(DischargeFlag.HYPERCAPNIC_RESPIRATORY_FAILURE) else 1
-    vitals = news2.Vitals(
-        respiration_rate=obs.respiration_rate,
-        spo2=obs.spo2,
-        on_oxygen=obs.on_oxygen,
-        systolic_bp=obs.systolic_bp,
-        pulse=obs.pulse,
-        consciousness=obs.consciousness,
-        temperature=obs.temperature,
-    )
-    result = news2.score(vitals, scale)
-    summary = _news2_summary(result)
+def _window(ruleset: RuleSet) -> timedelta:
+    return timedelta(days=ruleset.context.post_discharge_window_days)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nurse observations
+# ---------------------------------------------------------------------------------------------
+
+
+def _observation_rules(
+    obs: NurseObservation,
+    ctx: CitizenContext,
+    result: news2.News2Score,
+    ruleset: RuleSet,
+) -> Outcome:
+    out = Outcome()
+    at = obs.occurred_at
+    red = sorted(k for k, v in result.subscores.items() if v == 3)
     inputs: dict[str, Any] = {
         "total": result.total,
         "subscores": dict(result.subscores),
         "missing": list(result.missing),
-        "scale": scale,
+        "scale": result.scale,
     }
+    for rule in ruleset.enabled():
+        if isinstance(rule, News2BandRule) and result.risk == rule.band:
+            label = {"high": ">= 7", "medium": "5-6", "low-medium": "single parameter 3"}
+            out.fire(
+                rule,
+                rule.severity,
+                f"NEWS2 {result.total} ({label[rule.band]}"
+                + (f": {', '.join(red)}" if rule.band == "low-medium" else "")
+                + f"): {result.response}",
+                {**inputs, "red_parameters": red},
+            )
+        elif isinstance(rule, PostDischargeNews2Rule):
+            if result.total >= rule.min_total and ctx.in_post_discharge_window(
+                at, _window(ruleset)
+            ):
+                days = ctx.days_since_discharge(at) or 0.0
+                out.fire(
+                    rule,
+                    rule.severity,
+                    f"NEWS2 {result.total} (>= {rule.min_total}) {days:.1f} days after discharge "
+                    f"(window {ruleset.context.post_discharge_window_days:g} days): vigilance "
+                    "raised after a hospital stay.",
+                    {
+                        "total": result.total,
+                        "min_total": rule.min_total,
+                        "days_since_discharge": round(days, 2),
+                        "window_days": ruleset.context.post_discharge_window_days,
+                    },
+                )
+        elif isinstance(rule, ConsciousnessRule):
+            if obs.consciousness is not None and obs.consciousness in rule.levels:
+                out.fire(
+                    rule,
+                    rule.severity,
+                    f"Consciousness {obs.consciousness} (ACVPU).",
+                    {"consciousness": obs.consciousness},
+                )
+        elif isinstance(rule, NurseWorryRule):
+            if obs.worried:
+                out.fire(
+                    rule,
+                    rule.severity,
+                    "The observing nurse is worried (TOBS practice: worry escalates on its own, "
+                    "whatever the score).",
+                    {"worried": True, "news2_total": result.total},
+                )
+        elif isinstance(rule, News2TrendRule):
+            _trend(rule, ctx, at, result, out)
+    return out
+
+
+def _trend(
+    rule: News2TrendRule,
+    ctx: CitizenContext,
+    at: datetime,
+    result: news2.News2Score,
+    out: Outcome,
+) -> None:
+    """NEWS2 rising by >= ``min_rise`` against the previous observation within the window."""
+    prev = ctx.last_news2()
+    if prev is None or at < prev.at:
+        return
+    hours = (at - prev.at) / timedelta(hours=1)
+    if hours > rule.within_hours:
+        return
+    rise = result.total - prev.total
+    if rise >= rule.min_rise:
+        out.fire(
+            rule,
+            rule.severity,
+            f"NEWS2 rose by {rise} ({prev.total} -> {result.total}) within {hours:.1f} h "
+            f"(escalates at a rise of {rule.min_rise} within {rule.within_hours:g} h).",
+            {
+                "previous_total": prev.total,
+                "previous_at": prev.at.isoformat(),
+                "previous_complete": prev.complete,
+                "total": result.total,
+                "rise": rise,
+                "hours_between": round(hours, 2),
+            },
+        )
+
+
+def _evaluate_observation(
+    obs: NurseObservation, ctx: CitizenContext, ruleset: RuleSet
+) -> tuple[CitizenContext, Outcome, news2.News2Score, list[FieldError], bool]:
+    rule = ruleset.plausibility()
+    quarantined: list[FieldError] = []
+    values: dict[str, Any] = {}
+    for name in OBSERVED_VITALS:
+        value = getattr(obs, name)
+        problem = plausibility.check(name, value, rule) if value is not None else None
+        if problem is not None:
+            quarantined.append(problem)
+            value = None
+        values[name] = value
+    vitals = news2.Vitals(on_oxygen=obs.on_oxygen, consciousness=obs.consciousness, **values)
+    scale: news2.Scale = 2 if ctx.news2_scale == 2 else 1
+    result = news2.score(vitals, scale)
+    out = Outcome()
+    if quarantined:
+        out.notes.append(
+            "Quarantined (not scored, reported missing): " + ", ".join(q.field for q in quarantined)
+        )
+    if scale == 2 and obs.spo2 is not None and "spo2" in result.missing and not quarantined:
+        out.notes.append("SpO2 scale 2 at >= 93 % needs air/oxygen to be scored; reported missing.")
+    if result.missing:
+        out.notes.append(
+            f"NEWS2 {result.total} is a lower bound: missing {', '.join(result.missing)}."
+        )
+    stale = ctx.last_observation_at is not None and obs.occurred_at < ctx.last_observation_at
+    out.extend(_observation_rules(obs, ctx, result, ruleset))
+    if stale:
+        new_ctx = cx.record_stale(ctx)
+    else:
+        new_ctx = cx.record_news2(
+            ctx,
+            obs.occurred_at,
+            result.total,
+            result.complete,
+            keep=ruleset.history.news2_entries,
+        )
+    return new_ctx, out, result, quarantined, stale
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensor readings
+# ---------------------------------------------------------------------------------------------
+
+
+def _evaluate_sensor(
+    reading: SensorReading, ctx: CitizenContext, ruleset: RuleSet
+) -> tuple[CitizenContext, Outcome, list[FieldError], bool]:
+    out = Outcome()
+    if reading.kind != SensorKind.FALL:
+        problem = plausibility.check(reading.kind.value, reading.value, ruleset.plausibility())
+        if problem is not None:
+            out.notes.append(f"Sensor fault on device {reading.device_id}: {problem.reason}")
+            return cx.record_sensor_fault(ctx), out, [problem], False
+    if cx.is_stale(ctx, reading.kind, reading.occurred_at):
+        latest = ctx.last_fall_at if reading.kind == SensorKind.FALL else None
+        if latest is None:
+            sample = ctx.latest(reading.kind)
+            latest = sample.at if sample else None
+        out.notes.append(
+            f"Out of order: {reading.kind.value} reading at {reading.occurred_at.isoformat()} is "
+            f"older than the newest one ({latest.isoformat() if latest else '?'}); recorded as "
+            "stale, latest view unchanged, never paged."
+        )
+        # Still evaluate a fall for the record (suppressed), nothing else.
+        for rule in ruleset.enabled():
+            if isinstance(rule, FallRule) and reading.kind == SensorKind.FALL:
+                out.extend(sensors.fall(rule, reading))
+        return cx.record_stale(ctx), out, [], True
+    h = ruleset.history
+    new_ctx = cx.record_reading(
+        ctx,
+        reading.kind,
+        reading.occurred_at,
+        reading.value,
+        readings_per_kind=h.readings_per_kind,
+        weights=h.weights,
+        weight_days=h.weight_days,
+    )
+    for rule in ruleset.enabled():
+        if isinstance(rule, FallRule) and reading.kind == SensorKind.FALL:
+            out.extend(sensors.fall(rule, reading))
+        elif isinstance(rule, SustainedSensorRule) and rule.sensor == reading.kind:
+            out.extend(sensors.sustained(rule, new_ctx))
+        elif isinstance(rule, WeightGainRule) and reading.kind == SensorKind.WEIGHT:
+            out.extend(sensors.weight_gain(rule, new_ctx))
+    return new_ctx, out, [], False
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def _build(
+    *,
+    event_id: UUID,
+    citizen_id: str,
+    kind: str,
+    now: datetime,
+    ctx: CitizenContext,
+    ruleset: RuleSet,
+    out: Outcome,
+    result: news2.News2Score | None = None,
+    quarantined: list[FieldError] | None = None,
+    stale: bool = False,
+) -> Assessment:
     severity: Severity = "low"
     reasons: list[Reason] = []
-    if result.risk == "high":
-        severity = "critical"
-        reasons.append(
-            Reason(
-                rule_id="news2.high",
-                rule_version=1,
-                summary=f"NEWS2 {result.total} (>= 7): {result.response}",
-                inputs=inputs,
-            )
-        )
-    elif result.risk == "medium":
-        severity = "high"
-        reasons.append(
-            Reason(
-                rule_id="news2.medium",
-                rule_version=1,
-                summary=f"NEWS2 {result.total} (5-6): {result.response}",
-                inputs=inputs,
-            )
-        )
-    elif result.risk == "low-medium":
-        severity = "high"
-        red = sorted(k for k, v in result.subscores.items() if v == 3)
-        reasons.append(
-            Reason(
-                rule_id="news2.red_score",
-                rule_version=1,
-                summary=f"Single parameter scored 3 ({', '.join(red)}): {result.response}",
-                inputs={**inputs, "red_parameters": red},
-            )
-        )
-    elif (
-        result.total >= policy.post_discharge_news2_threshold
-        and ctx.in_post_discharge_window(now, policy.post_discharge_window)
-    ):
-        severity = "medium"
-        days = ctx.days_since_discharge(now)
-        reasons.append(
-            Reason(
-                rule_id="post_discharge.news2",
-                rule_version=1,
-                summary=(
-                    f"NEWS2 {result.total} within {policy.post_discharge_window.days} days "
-                    "of discharge: vigilance raised after a hospital stay."
-                ),
-                inputs={**inputs, "days_since_discharge": round(days or 0.0, 2)},
-            )
-        )
-    if obs.consciousness == "U":
-        severity = "critical"
-        reasons.append(
-            Reason(
-                rule_id="consciousness.unresponsive",
-                rule_version=1,
-                summary="Citizen unresponsive (ACVPU = U): emergency response.",
-                inputs={"consciousness": "U"},
-            )
-        )
-    if obs.worried:
-        severity = max_severity(severity, "medium")
-        reasons.append(
-            Reason(
-                rule_id="nurse.worry",
-                rule_version=1,
-                summary="The observing nurse is worried (TOBS practice: worry escalates alone).",
-                inputs={"worried": True, "news2_total": result.total},
-            )
-        )
-    return severity, reasons, summary
+    suppressed: list[Reason] = []
+    for finding in out.findings:
+        if stale:
+            suppressed.append(finding.reason)
+            continue
+        severity = max_severity(severity, finding.severity)
+        reasons.append(finding.reason)
+    escalate = SEVERITY_ORDER[severity] >= SEVERITY_ORDER["medium"]
+    minutes = ruleset.ack_minutes.for_severity(severity) if escalate else None
+    notes = list(out.notes)
+    if escalate and ctx.palliative:
+        notes.append(PALLIATIVE_NOTE)
+    return Assessment(
+        event_id=event_id,
+        citizen_id=citizen_id,
+        event_kind=kind,
+        assessed_at=now,
+        news2=_news2_summary(result) if result is not None else None,
+        escalate=escalate,
+        severity=severity,
+        competence=competence_for(ctx),
+        reasons=reasons,
+        response_minutes=minutes,
+        response_deadline=now + timedelta(minutes=minutes) if minutes is not None else None,
+        ruleset=ruleset.label,
+        news2_urgency=result.urgency if result is not None else None,
+        news2_response=result.response if result is not None else None,
+        quarantined=quarantined or [],
+        suppressed=suppressed,
+        stale=stale,
+        treatment_limitations=list(ctx.treatment_limitations),
+        notes=notes,
+    )
 
 
-def _assess_sensor(reading: SensorReading) -> tuple[Severity, list[Reason]]:
-    if reading.kind == SensorKind.FALL and reading.value >= 1:
-        return "high", [
-            Reason(
-                rule_id="sensor.fall",
-                rule_version=1,
-                summary="Fall alarm from a home sensor: respond at once.",
-                inputs={"device_id": reading.device_id, "value": reading.value},
-            )
-        ]
-    return "low", []
+def evaluate(
+    event: InputEvent,
+    ctx: CitizenContext | None,
+    now: datetime,
+    ruleset: RuleSet | None = None,
+) -> tuple[Assessment, CitizenContext]:
+    """Assess one event of any kind and fold it into the citizen's context. Pure.
+
+    ``ctx`` is the citizen's context before the event (``None`` for a citizen not seen yet);
+    the returned context includes the event. ``ruleset`` defaults to the packaged default.
+    """
+    rs = ruleset or default_ruleset()
+    base = ctx if ctx is not None else cx.empty_context(event.citizen_id)
+    if base.citizen_id != event.citizen_id:
+        raise ValueError(
+            f"context is for citizen {base.citizen_id!r}, event for {event.citizen_id!r}"
+        )
+    common: dict[str, Any] = {
+        "event_id": event.event_id,
+        "citizen_id": event.citizen_id,
+        "now": now,
+        "ruleset": rs,
+    }
+    if isinstance(event, DischargeEvent):
+        new_ctx = cx.apply_discharge(base, event)
+        out = Outcome(
+            notes=[
+                "Context updated from discharge: conditions "
+                f"{', '.join(new_ctx.conditions) or 'none mapped'}; NEWS2 SpO2 scale "
+                f"{new_ctx.news2_scale}; post-discharge window "
+                f"{rs.context.post_discharge_window_days:g} days."
+            ]
+        )
+        return _build(kind="discharge", ctx=new_ctx, out=out, **common), new_ctx
+    if isinstance(event, SensorReading):
+        new_ctx, out, quarantined, stale = _evaluate_sensor(event, base, rs)
+        return (
+            _build(
+                kind="sensor_reading",
+                ctx=new_ctx,
+                out=out,
+                quarantined=quarantined,
+                stale=stale,
+                **common,
+            ),
+            new_ctx,
+        )
+    if isinstance(event, NurseObservation):
+        new_ctx, out, result, quarantined, stale = _evaluate_observation(event, base, rs)
+        return (
+            _build(
+                kind="nurse_observation",
+                ctx=new_ctx,
+                out=out,
+                result=result,
+                quarantined=quarantined,
+                stale=stale,
+                **common,
+            ),
+            new_ctx,
+        )
+    raise TypeError(f"unknown event type {type(event).__name__}")  # pragma: no cover
 
 
 def assess(
     event: InputEvent,
     ctx: CitizenContext,
     now: datetime,
-    policy: Policy = DEFAULT_POLICY,
+    ruleset: RuleSet | None = None,
 ) -> Assessment:
-    """Assess one event in the citizen's context. Pure and deterministic."""
-    summary: News2Summary | None = None
-    severity: Severity = "low"
-    reasons: list[Reason] = []
-    if isinstance(event, NurseObservation):
-        severity, reasons, summary = _assess_observation(event, ctx, now, policy)
-        kind = "nurse_observation"
-    elif isinstance(event, SensorReading):
-        severity, reasons = _assess_sensor(event)
-        kind = "sensor_reading"
-    elif isinstance(event, DischargeEvent):
-        kind = "discharge"
-    else:  # pragma: no cover - the union is closed
-        raise TypeError(f"unknown event type {type(event).__name__}")
-    escalate = SEVERITY_ORDER[severity] >= SEVERITY_ORDER["medium"]
-    return Assessment(
-        event_id=event.event_id,
-        citizen_id=event.citizen_id,
-        event_kind=kind,
-        assessed_at=now,
-        news2=summary,
-        escalate=escalate,
-        severity=severity,
-        competence=competence_for(ctx),
-        reasons=reasons,
-        response_minutes=policy.ack_minutes_for(severity) if escalate else None,
+    """The assessment part of ``evaluate`` (kept for callers that do not need the context)."""
+    return evaluate(event, ctx, now, ruleset)[0]
+
+
+def silence_event_id(citizen_id: str, last_sensor_at: datetime) -> UUID:
+    """Stable id per silence episode: a timer firing again for the same silence repeats it."""
+    return uuid5(SILENCE_NAMESPACE, f"silence:{citizen_id}:{last_sensor_at.isoformat()}")
+
+
+def silent_sensor_check(
+    ctx: CitizenContext, now: datetime, ruleset: RuleSet | None = None
+) -> Assessment | None:
+    """Timer check: an escalating assessment when a high-risk citizen's sensors went silent.
+
+    Returns ``None`` when nothing is due. The assessment's ``event_id`` is derived from the
+    citizen and the last reading time, so repeated timer calls during one silence produce the
+    same id (and the same escalation id): consumers and the audit log deduplicate on it.
+    """
+    rs = ruleset or default_ruleset()
+    out = Outcome()
+    for rule in rs.enabled():
+        if isinstance(rule, SensorSilenceRule):
+            out.extend(sensors.silence(rule, ctx, now, _window(rs)))
+    if not out.findings or ctx.last_sensor_at is None:
+        return None
+    return _build(
+        event_id=silence_event_id(ctx.citizen_id, ctx.last_sensor_at),
+        citizen_id=ctx.citizen_id,
+        kind="sensor_silence",
+        now=now,
+        ctx=ctx,
+        ruleset=rs,
+        out=out,
     )

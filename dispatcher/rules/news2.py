@@ -13,7 +13,13 @@ Design choices, each deliberate:
 * SpO2 scale 2 is used only when the citizen has documented hypercapnic respiratory failure
   (from the discharge flags or care plan); the caller decides and passes ``scale``.
 * On scale 2, saturations of 93 % or more score 1-3 only when the citizen is on oxygen; on air
-  they score 0 (chart 1, "SpO2 Scale 2", "on oxygen" rows).
+  they score 0 (chart 1, "SpO2 Scale 2", "on oxygen" rows). When it is not known whether the
+  citizen is on oxygen, a scale-2 saturation of 93 % or more cannot be scored (it scores 0 on air
+  and up to 3 on oxygen): ``spo2`` is then reported as missing rather than guessed as 0.
+  Saturations of 92 % or less score the same on air and oxygen and are always scored.
+* Chart 2 bands the aggregate: 0-4 low, a single parameter scoring 3 low-medium, 5-6 medium,
+  7 or more high. Chart 4 gives the response: an aggregate of 0 means continued routine
+  monitoring, which ``urgency`` says explicitly.
 * Temperature is rounded half-up to one decimal place before it is banded, because the chart's
   bands are written with one decimal (35.0 / 35.1, 36.0 / 36.1, 38.0 / 38.1, 39.0 / 39.1).
 * Consciousness: A scores 0; new Confusion, V, P and U score 3 (the "C" of ACVPU, added in
@@ -39,15 +45,35 @@ PARAMETERS: tuple[str, ...] = (
     "temperature",
 )
 
-# Chart 4: clinical response to NEWS2 trigger thresholds.
+Urgency = Literal[
+    "routine monitoring",
+    "ward-based response",
+    "urgent ward-based response",
+    "urgent response",
+    "emergency response",
+]
+
+# Chart 4: clinical response to NEWS2 trigger thresholds (1-4, single 3, 5-6, 7+).
 RESPONSE: dict[RiskBand, str] = {
-    "low": "Assessment by a competent registered nurse; decide frequency of monitoring "
-    "or escalation (NEWS2 1-4).",
-    "low-medium": "Urgent review by a clinician skilled in the assessment of acutely ill "
-    "patients (a single parameter scored 3).",
-    "medium": "Urgent response: key threshold for urgent clinical review (NEWS2 5-6).",
-    "high": "Emergency response: urgent assessment by a team with critical-care "
-    "competencies (NEWS2 7 or more).",
+    "low": "Inform a registered nurse, who must assess the citizen and decide whether "
+    "monitoring must be more frequent or care escalated (NEWS2 1-4; at least 4-6-hourly).",
+    "low-medium": "Urgent ward-based response: the registered nurse informs the clinical team, "
+    "who review and decide whether escalation is needed (a single parameter scored 3; "
+    "at least hourly).",
+    "medium": "Urgent response (key threshold): urgent assessment by a clinician competent in "
+    "the care of acutely ill patients (NEWS2 5-6; at least hourly).",
+    "high": "Emergency response: emergency assessment by a team with critical-care "
+    "competencies (NEWS2 7 or more; continuous monitoring).",
+}
+# Chart 4, first row: an aggregate of 0.
+ROUTINE_RESPONSE = "Continue routine NEWS2 monitoring (NEWS2 0; at least 12-hourly)."
+
+# Chart 2 ("clinical risk" -> "response") with chart 4's row for an aggregate of 0.
+URGENCY: dict[RiskBand, Urgency] = {
+    "low": "ward-based response",
+    "low-medium": "urgent ward-based response",
+    "medium": "urgent response",
+    "high": "emergency response",
 }
 
 
@@ -75,6 +101,7 @@ class News2Score:
     red_score: bool
     risk: RiskBand
     complete: bool
+    urgency: Urgency
     response: str = field(repr=False)
 
 
@@ -195,17 +222,34 @@ def risk_band(total: int, red_score: bool) -> RiskBand:
     return "low"
 
 
+def urgency_for(total: int, band: RiskBand) -> Urgency:
+    """Chart 2 response per band; chart 4: an aggregate of 0 is routine monitoring."""
+    if total == 0:
+        return "routine monitoring"
+    return URGENCY[band]
+
+
+def response_for(total: int, band: RiskBand) -> str:
+    """Chart 4 clinical response text for the aggregate and band."""
+    if total == 0:
+        return ROUTINE_RESPONSE
+    return RESPONSE[band]
+
+
 def score(vitals: Vitals, scale: Scale = 1) -> News2Score:
-    """Score the vitals present; list the ones missing; band the result."""
+    """Score the vitals present; list the ones missing; band the result (charts 1, 2 and 4).
+
+    ``scale`` 2 is for documented hypercapnic respiratory failure only (chart 1, SpO2 scale 2).
+    """
     sub: dict[str, int] = {}
     if vitals.respiration_rate is not None:
         sub["respiration_rate"] = score_respiration_rate(vitals.respiration_rate)
     if vitals.spo2 is not None:
         if scale == 2:
-            # Without knowing whether oxygen is given, scale 2 cannot score high saturations;
-            # treat "unknown" as air (the scale-2 rows that need oxygen then score 0) and
-            # report air_or_oxygen as missing so the reader sees the gap.
-            sub["spo2"] = score_spo2_scale2(vitals.spo2, bool(vitals.on_oxygen))
+            # Scale 2 at >= 93 % scores 0 on air but 1-3 on oxygen: without knowing which, the
+            # sub-score is unknown, so spo2 is reported missing instead of guessed as normal.
+            if vitals.on_oxygen is not None or vitals.spo2 <= 92:
+                sub["spo2"] = score_spo2_scale2(vitals.spo2, bool(vitals.on_oxygen))
         else:
             sub["spo2"] = score_spo2_scale1(vitals.spo2)
     if vitals.on_oxygen is not None:
@@ -231,5 +275,6 @@ def score(vitals: Vitals, scale: Scale = 1) -> News2Score:
         red_score=red,
         risk=band,
         complete=not missing,
-        response=RESPONSE[band],
+        urgency=urgency_for(total, band),
+        response=response_for(total, band),
     )

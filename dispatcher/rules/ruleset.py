@@ -1,0 +1,459 @@
+"""Declarative rule sets: thresholds are data (YAML), validated by pydantic when loaded.
+
+A rule set names itself (``ruleset`` and ``version``), holds the settings every rule shares
+(post-discharge window, history bounds, acknowledgement minutes per severity) and a list of rules.
+Every rule has an ``id``, a ``version`` and a ``kind`` that selects its parameters; the engine
+(``dispatcher.rules.assessment``) implements each kind once, so a new threshold never needs code.
+
+Loading never lets a bad file through half-read: ``parse_ruleset`` either returns a ``RuleSet``
+or raises ``RuleSetError`` whose ``issues`` each name the file, the rule (by id when it has one)
+and the field, e.g. ``my.yaml: rule 'news2.trend': field 'min_rise': Input should be >= 1``.
+
+The default rule set ships as package data (``dispatcher/rules/rulesets/default.yaml``) and is
+loaded once by ``default_ruleset()``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dispatcher.events import SensorKind, Severity
+
+EscalatingSeverity = Literal["medium", "high", "critical"]
+RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+
+VITAL_SENSOR_KINDS: tuple[SensorKind, ...] = (
+    SensorKind.SPO2,
+    SensorKind.PULSE,
+    SensorKind.SYSTOLIC_BP,
+    SensorKind.DIASTOLIC_BP,
+    SensorKind.TEMPERATURE,
+    SensorKind.RESPIRATION_RATE,
+)
+DEFAULT_RULESET_RESOURCE = ("rulesets", "default.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared settings
+# ---------------------------------------------------------------------------------------------
+
+
+class ContextSettings(_Strict):
+    """Settings of the citizen context."""
+
+    post_discharge_window_days: float = Field(
+        gt=0, le=365, description="Vigilance is raised for this many days after a discharge."
+    )
+
+
+class HistoryLimits(_Strict):
+    """Bounds on the recent history kept per citizen (memory: well under 5 KB serialized)."""
+
+    readings_per_kind: int = Field(ge=2, le=10, description="Last N readings per vital kind.")
+    weights: int = Field(ge=2, le=21, description="Last N weights.")
+    weight_days: float = Field(gt=0, le=21, description="Weights older than this are dropped.")
+    news2_entries: int = Field(ge=2, le=10, description="Last N NEWS2 totals.")
+
+
+class AckMinutes(_Strict):
+    """Minutes within which an escalation of each severity must be acknowledged."""
+
+    medium: int = Field(gt=0, le=24 * 60)
+    high: int = Field(gt=0, le=24 * 60)
+    critical: int = Field(gt=0, le=24 * 60)
+
+    def for_severity(self, severity: Severity) -> int | None:
+        if severity == "low":
+            return None
+        return int(getattr(self, severity))
+
+
+class Range(_Strict):
+    """An inclusive range of physiologically possible values."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class PlausibleLimits(_Strict):
+    """Possible ranges per measured field; a value outside is a sensor or entry fault."""
+
+    spo2: Range
+    pulse: Range
+    respiration_rate: Range
+    systolic_bp: Range
+    diastolic_bp: Range
+    temperature: Range
+    weight: Range
+
+    def for_field(self, name: str) -> Range | None:
+        value = getattr(self, name, None)
+        return value if isinstance(value, Range) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules, one model per kind
+# ---------------------------------------------------------------------------------------------
+
+
+class _Rule(_Strict):
+    id: RuleId
+    version: int = Field(ge=1)
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+
+class PlausibilityRule(_Rule):
+    """Values outside ``limits`` are never scored: sensor fault / quarantined field."""
+
+    kind: Literal["plausibility"]
+    limits: PlausibleLimits
+
+
+class News2BandRule(_Rule):
+    """Fires when the NEWS2 risk band (RCP 2017 chart 2) equals ``band``."""
+
+    kind: Literal["news2_band"]
+    band: Literal["low-medium", "medium", "high"]
+    severity: Severity
+
+
+class PostDischargeNews2Rule(_Rule):
+    """Fires when NEWS2 >= ``min_total`` within the post-discharge window."""
+
+    kind: Literal["news2_post_discharge"]
+    min_total: int = Field(ge=1, le=20)
+    severity: Severity
+
+
+class ConsciousnessRule(_Rule):
+    """Fires when the ACVPU level is one of ``levels``."""
+
+    kind: Literal["consciousness"]
+    levels: list[Literal["C", "V", "P", "U"]] = Field(min_length=1)
+    severity: Severity
+
+
+class NurseWorryRule(_Rule):
+    """Fires when the nurse is worried, whatever the score (Danish TOBS practice)."""
+
+    kind: Literal["nurse_worry"]
+    severity: Severity
+
+
+class News2TrendRule(_Rule):
+    """Fires when NEWS2 rose by >= ``min_rise`` against the previous one within the window."""
+
+    kind: Literal["news2_trend"]
+    min_rise: int = Field(ge=1, le=20)
+    within_hours: float = Field(gt=0, le=24 * 7)
+    severity: Severity
+
+
+class FallRule(_Rule):
+    """A fall alarm fires at once (no debounce)."""
+
+    kind: Literal["sensor_fall"]
+    severity: Severity
+
+
+class SustainedSensorRule(_Rule):
+    """A sensor value beyond a threshold, sustained over readings and minutes (debounce).
+
+    Fires when the newest ``min_readings`` or more consecutive readings of ``sensor`` all breach,
+    span at least ``min_minutes``, and no two are more than ``max_gap_minutes`` apart. It fires
+    once per run: further breaching readings of the same run are noted, not paged again.
+    """
+
+    kind: Literal["sensor_sustained"]
+    sensor: SensorKind
+    at_or_below: float | None = None
+    at_or_above: float | None = None
+    at_or_below_scale2: float | None = Field(
+        default=None,
+        description="SpO2 only: threshold for citizens scored on NEWS2 SpO2 scale 2.",
+    )
+    min_readings: int = Field(ge=1, le=10)
+    min_minutes: float = Field(ge=0, le=24 * 60)
+    max_gap_minutes: float = Field(gt=0, le=24 * 60)
+    severity: Severity
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> SustainedSensorRule:
+        if (self.at_or_below is None) == (self.at_or_above is None):
+            raise ValueError("set exactly one of at_or_below and at_or_above")
+        if self.sensor not in VITAL_SENSOR_KINDS:
+            raise ValueError(f"sensor must be a vital sign kind, not {self.sensor.value!r}")
+        if self.at_or_below_scale2 is not None and (
+            self.sensor != SensorKind.SPO2 or self.at_or_below is None
+        ):
+            raise ValueError("at_or_below_scale2 applies to an spo2 at_or_below rule only")
+        return self
+
+    def threshold(self, scale: int) -> tuple[Literal["at_or_below", "at_or_above"], float]:
+        if self.at_or_above is not None:
+            return "at_or_above", self.at_or_above
+        assert self.at_or_below is not None
+        if scale == 2 and self.at_or_below_scale2 is not None:
+            return "at_or_below", self.at_or_below_scale2
+        return "at_or_below", self.at_or_below
+
+
+class WeightGainRule(_Rule):
+    """Fires when weight rose by >= ``min_gain_kg`` within ``within_days`` (heart failure)."""
+
+    kind: Literal["weight_gain"]
+    min_gain_kg: float = Field(gt=0, le=50)
+    within_days: float = Field(gt=0, le=21)
+    conditions: list[Name] = Field(
+        default_factory=list, description="Only for citizens with one of these; empty = all."
+    )
+    severity: Severity
+
+
+class SensorSilenceRule(_Rule):
+    """A high-risk citizen's sensors have been silent for ``silent_hours`` (timer-driven)."""
+
+    kind: Literal["sensor_silence"]
+    silent_hours: float = Field(gt=0, le=24 * 7)
+    high_risk_conditions: list[Name] = Field(default_factory=list)
+    high_risk_flags: list[Name] = Field(default_factory=list)
+    post_discharge_is_high_risk: bool = True
+    high_risk_news2_at_least: int | None = Field(default=None, ge=1, le=20)
+    severity: Severity
+
+
+Rule = Annotated[
+    PlausibilityRule
+    | News2BandRule
+    | PostDischargeNews2Rule
+    | ConsciousnessRule
+    | NurseWorryRule
+    | News2TrendRule
+    | FallRule
+    | SustainedSensorRule
+    | WeightGainRule
+    | SensorSilenceRule,
+    Field(discriminator="kind"),
+]
+
+
+class RuleSet(_Strict):
+    """A complete, validated rule set."""
+
+    ruleset: RuleId
+    version: int = Field(ge=1)
+    description: str | None = Field(default=None, max_length=2000)
+    context: ContextSettings
+    history: HistoryLimits
+    ack_minutes: AckMinutes
+    rules: list[Rule] = Field(min_length=1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.ruleset}@v{self.version}"
+
+    def enabled(self) -> list[Rule]:
+        return [r for r in self.rules if r.enabled]
+
+    def plausibility(self) -> PlausibilityRule:
+        for rule in self.enabled():
+            if isinstance(rule, PlausibilityRule):
+                return rule
+        raise LookupError("rule set has no enabled plausibility rule")  # refused at load
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and errors
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleIssue:
+    """One problem in a rule set file: the file, the rule (id or #index) and the field."""
+
+    file: str
+    rule: str | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"rule {self.rule!r}: " if self.rule is not None else ""
+        return f"{self.file}: {where}field {self.field!r}: {self.reason}"
+
+
+class RuleSetError(ValueError):
+    """The rule set is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[RuleIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+def _rule_name(raw: Any, index: int) -> str:
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    if isinstance(rules, list) and index < len(rules):
+        item = rules[index]
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            return str(item["id"])
+    return f"#{index}"
+
+
+def _issue_from_pydantic(source: str, raw: Any, err: Any) -> RuleIssue:
+    loc: tuple[int | str, ...] = tuple(err["loc"])
+    reason = str(err["msg"])
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rule = _rule_name(raw, loc[1])
+        rest = list(loc[2:])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found") and not rest:
+            return RuleIssue(source, rule, "kind", reason)
+        if rest and isinstance(rest[0], str) and rest[0] in _KINDS:
+            rest = rest[1:]  # drop the discriminator tag pydantic puts in the location
+        field = ".".join(str(p) for p in rest) or "$"
+        return RuleIssue(source, rule, field, reason)
+    return RuleIssue(source, None, ".".join(str(p) for p in loc) or "$", reason)
+
+
+_KINDS = frozenset(
+    {
+        "plausibility",
+        "news2_band",
+        "news2_post_discharge",
+        "consciousness",
+        "nurse_worry",
+        "news2_trend",
+        "sensor_fall",
+        "sensor_sustained",
+        "weight_gain",
+        "sensor_silence",
+    }
+)
+
+
+def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
+    """Checks across rules that a single model cannot make."""
+    issues: list[RuleIssue] = []
+    seen: set[str] = set()
+    for rule in rs.rules:
+        if rule.id in seen:
+            issues.append(RuleIssue(source, rule.id, "id", "duplicate rule id"))
+        seen.add(rule.id)
+        if isinstance(rule, SustainedSensorRule) and rule.min_readings >= (
+            rs.history.readings_per_kind
+        ):
+            issues.append(
+                RuleIssue(
+                    source,
+                    rule.id,
+                    "min_readings",
+                    f"must be below history.readings_per_kind ({rs.history.readings_per_kind}) "
+                    "so a run can be recognised and paged once",
+                )
+            )
+        if isinstance(rule, WeightGainRule) and rule.within_days > rs.history.weight_days:
+            issues.append(
+                RuleIssue(
+                    source,
+                    rule.id,
+                    "within_days",
+                    f"must not exceed history.weight_days ({rs.history.weight_days})",
+                )
+            )
+    plausibility = [r for r in rs.rules if isinstance(r, PlausibilityRule) and r.enabled]
+    if len(plausibility) != 1:
+        issues.append(
+            RuleIssue(
+                source,
+                None,
+                "rules",
+                "exactly one enabled rule of kind 'plausibility' is required (impossible "
+                f"values must never be scored); found {len(plausibility)}",
+            )
+        )
+    return issues
+
+
+def parse_ruleset(text: str, source: str = "<string>") -> RuleSet:
+    """Parse and validate YAML text. Raises ``RuleSetError`` naming file, rule and field."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleSetError(
+            [RuleIssue(source, None, "$", f"not valid YAML{where}: {problem}")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise RuleSetError(
+            [RuleIssue(source, None, "$", f"must be a mapping, not {type(raw).__name__}")]
+        )
+    try:
+        rs = RuleSet.model_validate(raw)
+    except ValidationError as exc:
+        raise RuleSetError(
+            [
+                _issue_from_pydantic(source, raw, e)
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+    issues = _cross_check(source, rs)
+    if issues:
+        raise RuleSetError(issues)
+    return rs
+
+
+def load_ruleset(path: str | Path) -> RuleSet:
+    """Read and validate a rule set file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleSetError([RuleIssue(str(p), None, "$", f"cannot read: {exc}")]) from None
+    return parse_ruleset(text, str(p))
+
+
+def default_ruleset_text() -> str:
+    """The packaged default rule set, as YAML text."""
+    node = resources.files("dispatcher.rules")
+    for part in DEFAULT_RULESET_RESOURCE:
+        node = node.joinpath(part)
+    return node.read_text(encoding="utf-8")
+
+
+@functools.cache
+def default_ruleset() -> RuleSet:
+    """The packaged default rule set, parsed once."""
+    return parse_ruleset(default_ruleset_text(), "dispatcher/rules/rulesets/default.yaml")
+
+
+__all__ = [
+    "Rule",
+    "RuleIssue",
+    "RuleSet",
+    "RuleSetError",
+    "default_ruleset",
+    "load_ruleset",
+    "parse_ruleset",
+]

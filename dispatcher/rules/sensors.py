@@ -1,0 +1,217 @@
+"""Home-sensor rules: falls, sustained breaches (debounce), heart-failure weight gain, silence.
+
+Every threshold comes from the rule set (``dispatcher.rules.ruleset``); these functions are pure
+and read the bounded history in ``CitizenContext`` *after* the current reading was recorded.
+
+* **Fall** (``sensor_fall``): a fall alarm fires at once. Falls are the commonest cause of harm
+  for older people living at home; there is nothing to debounce.
+* **Sustained breach** (``sensor_sustained``): a single low SpO2 reading is very often a
+  motion or perfusion artefact of a finger oximeter. The rule fires only when the newest
+  ``min_readings`` or more consecutive readings all breach the threshold, span at least
+  ``min_minutes`` and have no gap over ``max_gap_minutes``; it fires once per run. The default
+  thresholds are the NEWS2 "3" cut-offs of RCP 2017 chart 1 (SpO2 <= 91 % on scale 1,
+  <= 83 % on scale 2; pulse >= 131; systolic <= 90).
+* **Weight gain** (``weight_gain``): in heart failure a gain of about 2 kg in 3 days signals
+  fluid retention (ESC 2021 heart-failure guideline, self-care advice). Compared with the lowest
+  weight in the window; fires once per episode.
+* **Silence** (``sensor_silence``): a high-risk citizen whose sensors have sent nothing valid
+  for ``silent_hours``. Called by a timer, not by an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from dispatcher.events import SensorReading
+from dispatcher.rules.context import CitizenContext, Sample
+from dispatcher.rules.findings import Outcome
+from dispatcher.rules.ruleset import (
+    FallRule,
+    SensorSilenceRule,
+    SustainedSensorRule,
+    WeightGainRule,
+)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+def fall(rule: FallRule, reading: SensorReading) -> Outcome:
+    """Fire at once for a fall alarm (value >= 1)."""
+    out = Outcome()
+    if reading.value >= 1:
+        out.fire(
+            rule,
+            rule.severity,
+            "Fall alarm from a home sensor: respond at once.",
+            {
+                "device_id": reading.device_id,
+                "value": reading.value,
+                "at": _iso(reading.occurred_at),
+            },
+        )
+    return out
+
+
+def trailing_run(
+    samples: tuple[Sample, ...], breach: Callable[[float], bool], max_gap: timedelta
+) -> list[Sample]:
+    """The newest consecutive breaching samples with no gap over ``max_gap`` (oldest first)."""
+    run: list[Sample] = []
+    for s in reversed(samples):
+        if not breach(s.value):
+            break
+        if run and run[-1].at - s.at > max_gap:
+            break
+        run.append(s)
+    run.reverse()
+    return run
+
+
+def sustained(rule: SustainedSensorRule, ctx: CitizenContext) -> Outcome:
+    """Fire when a breach has just become sustained (debounce; once per run)."""
+    out = Outcome()
+    samples = ctx.readings.get(rule.sensor.value, ())
+    direction, threshold = rule.threshold(ctx.news2_scale)
+
+    def breach(value: float) -> bool:
+        return value <= threshold if direction == "at_or_below" else value >= threshold
+
+    if not samples or not breach(samples[-1].value):
+        return out
+    run = trailing_run(samples, breach, timedelta(minutes=rule.max_gap_minutes))
+    min_span = timedelta(minutes=rule.min_minutes)
+
+    def is_sustained(r: list[Sample]) -> bool:
+        return len(r) >= rule.min_readings and r[-1].at - r[0].at >= min_span
+
+    span_min = (run[-1].at - run[0].at) / timedelta(minutes=1)
+    inputs: dict[str, Any] = {
+        "sensor": rule.sensor.value,
+        direction: threshold,
+        "news2_scale": ctx.news2_scale,
+        "run_readings": len(run),
+        "run_minutes": round(span_min, 1),
+        "min_readings": rule.min_readings,
+        "min_minutes": rule.min_minutes,
+        "readings": [[_iso(s.at), s.value] for s in run],
+    }
+    op = "<=" if direction == "at_or_below" else ">="
+    if is_sustained(run) and not (len(run) > 1 and is_sustained(run[:-1])):
+        out.fire(
+            rule,
+            rule.severity,
+            f"{rule.sensor.value} {op} {threshold:g} sustained over {len(run)} readings "
+            f"and {span_min:.0f} minutes (debounced; not a single artefact).",
+            inputs,
+        )
+    elif is_sustained(run):
+        out.notes.append(
+            f"{rule.id}: {rule.sensor.value} {op} {threshold:g} still sustained "
+            f"({len(run)} readings); already escalated when the run began."
+        )
+    else:
+        out.notes.append(
+            f"{rule.id}: {rule.sensor.value} {op} {threshold:g} in {len(run)} consecutive "
+            f"reading(s) over {span_min:.0f} min; needs {rule.min_readings} over "
+            f"{rule.min_minutes:g} min before it escalates (debounce)."
+        )
+    return out
+
+
+def _gain_at(weights: tuple[Sample, ...], i: int, within: timedelta) -> tuple[float, Sample] | None:
+    """Gain of weight ``i`` over the lowest earlier weight within ``within`` (rounded to 1 g)."""
+    earlier = [w for w in weights[:i] if weights[i].at - w.at <= within]
+    if not earlier:
+        return None
+    low = min(earlier, key=lambda w: w.value)
+    return round(weights[i].value - low.value, 3), low
+
+
+def weight_gain(rule: WeightGainRule, ctx: CitizenContext) -> Outcome:
+    """Fire when weight rose by >= ``min_gain_kg`` within ``within_days`` (once per episode)."""
+    out = Outcome()
+    if rule.conditions and not set(rule.conditions) & set(ctx.conditions):
+        return out
+    weights = ctx.weights
+    within = timedelta(days=rule.within_days)
+    now_gain = _gain_at(weights, len(weights) - 1, within) if weights else None
+    if now_gain is None or now_gain[0] < rule.min_gain_kg:
+        return out
+    gain, low = now_gain
+    before = _gain_at(weights, len(weights) - 2, within) if len(weights) >= 2 else None
+    if before is not None and before[0] >= rule.min_gain_kg:
+        out.notes.append(
+            f"{rule.id}: weight still {gain:g} kg above {low.value:g} kg; already escalated."
+        )
+        return out
+    current = weights[-1]
+    out.fire(
+        rule,
+        rule.severity,
+        f"Weight up {gain:g} kg ({low.value:g} -> {current.value:g} kg) within "
+        f"{rule.within_days:g} days: possible fluid retention.",
+        {
+            "gain_kg": gain,
+            "min_gain_kg": rule.min_gain_kg,
+            "within_days": rule.within_days,
+            "from": [_iso(low.at), low.value],
+            "to": [_iso(current.at), current.value],
+            "conditions": list(ctx.conditions),
+            "baseline_weight_kg": ctx.baseline_weight_kg,
+        },
+    )
+    return out
+
+
+def high_risk_because(
+    rule: SensorSilenceRule, ctx: CitizenContext, now: datetime, window: timedelta
+) -> list[str]:
+    """Why the citizen counts as high-risk for the silence rule (empty: not high-risk)."""
+    why = [f"condition:{c}" for c in ctx.conditions if c in rule.high_risk_conditions]
+    why += [f"flag:{f}" for f in ctx.flags if f in rule.high_risk_flags]
+    if rule.post_discharge_is_high_risk and ctx.in_post_discharge_window(now, window):
+        why.append("post_discharge_window")
+    last = ctx.last_news2()
+    if (
+        rule.high_risk_news2_at_least is not None
+        and last is not None
+        and last.total >= rule.high_risk_news2_at_least
+    ):
+        why.append(f"last_news2:{last.total}")
+    return why
+
+
+def silence(
+    rule: SensorSilenceRule, ctx: CitizenContext, now: datetime, window: timedelta
+) -> Outcome:
+    """Fire when a high-risk citizen's sensors have been silent for ``silent_hours``.
+
+    Only citizens who have had a sensor (a valid reading was ever recorded) are checked.
+    """
+    out = Outcome()
+    if ctx.last_sensor_at is None:
+        return out
+    silent = now - ctx.last_sensor_at
+    if silent < timedelta(hours=rule.silent_hours):
+        return out
+    why = high_risk_because(rule, ctx, now, window)
+    if not why:
+        return out
+    hours = silent / timedelta(hours=1)
+    out.fire(
+        rule,
+        rule.severity,
+        f"No valid sensor reading for {hours:.1f} h (limit {rule.silent_hours:g} h) from a "
+        f"high-risk citizen ({', '.join(why)}): check the citizen and the device.",
+        {
+            "last_sensor_at": _iso(ctx.last_sensor_at),
+            "silent_hours": round(hours, 2),
+            "limit_hours": rule.silent_hours,
+            "high_risk_because": why,
+        },
+    )
+    return out
