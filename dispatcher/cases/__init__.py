@@ -1,0 +1,1 @@
+"""Cases: grouping escalations per citizen, acknowledgement deadlines, re-escalation."""
