@@ -1,0 +1,211 @@
+"""Nurse-observation rules and the explanation every assessment carries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rules_factories import NOW, discharge, observation
+
+from dispatcher.rules.assessment import SEVERITY_ORDER, Assessment, assess, evaluate
+from dispatcher.rules.context import CitizenContext, empty_context
+from dispatcher.rules.routing import first_route
+from dispatcher.rules.ruleset import News2BandRule, News2TrendRule, default_ruleset
+
+RS = default_ruleset()
+BAND_SEVERITY = {r.band: r.severity for r in RS.rules if isinstance(r, News2BandRule)}
+TREND = next(r for r in RS.rules if isinstance(r, News2TrendRule))
+
+
+def fired(a: Assessment) -> set[str]:
+    return {r.rule_id for r in a.reasons}
+
+
+class TestNurseWorry:
+    """Nurse worry escalates on its own (Danish TOBS practice)."""
+
+    def test_worry_with_score_zero_escalates(self) -> None:
+        """A worried nurse escalates even with NEWS2 0."""
+        a, _ = evaluate(observation(worried=True), None, NOW, RS)
+        assert a.news2 is not None
+        assert a.news2.total == 0
+        assert a.escalate
+        assert fired(a) == {"nurse.worry"}
+
+    def test_no_worry_score_zero_is_routine(self) -> None:
+        """Without worry, NEWS2 0 does not escalate and says routine monitoring (RCP 2017
+        chart 4)."""
+        a, _ = evaluate(observation(), None, NOW, RS)
+        assert not a.escalate
+        assert a.reasons == []
+        assert a.news2_urgency == "routine monitoring"
+
+
+class TestNews2Bands:
+    """NEWS2 bands map to severities through the rule set (RCP 2017 charts 2 and 4)."""
+
+    @pytest.mark.parametrize(
+        ("vitals", "total", "band"),
+        [
+            ({"respiration_rate": 22, "pulse": 115}, 4, "low"),  # 2 + 2
+            ({"respiration_rate": 22, "pulse": 115, "temperature": 38.5}, 5, "medium"),  # +1
+            ({"respiration_rate": 26, "pulse": 115, "temperature": 38.5}, 6, "medium"),  # 3+2+1
+            ({"consciousness": "C"}, 3, "low-medium"),  # a single red score
+        ],
+    )
+    def test_band_sets_severity(self, vitals: dict[str, object], total: int, band: str) -> None:
+        """Each band fires its rule at the rule set's severity; the low band fires none."""
+        a, _ = evaluate(observation(**vitals), None, NOW, RS)
+        assert a.news2 is not None
+        assert (a.news2.total, a.news2.risk) == (total, band)
+        if band == "low":
+            assert not a.escalate
+        else:
+            assert a.severity == BAND_SEVERITY[band]
+            assert any(r.rule_id.startswith("news2.") for r in a.reasons)
+
+    def test_seven_is_high_and_critical(self) -> None:
+        """NEWS2 7 is the emergency threshold: high band, the rule set's severity for it."""
+        a, _ = evaluate(
+            observation(respiration_rate=26, pulse=115, temperature=39.5), None, NOW, RS
+        )  # 3 + 2 + 2 = 7 (chart 1)
+        assert a.news2 is not None
+        assert a.news2.total == 7
+        assert a.news2.risk == "high"
+        assert a.severity == BAND_SEVERITY["high"]
+        assert "news2.high" in fired(a)
+
+    def test_unresponsive_is_critical(self) -> None:
+        """ACVPU U fires the consciousness rule at critical severity."""
+        a, _ = evaluate(observation(consciousness="U"), None, NOW, RS)
+        assert "consciousness.unresponsive" in fired(a)
+        assert a.severity == "critical"
+
+
+class TestPostDischargeVigilance:
+    """NEWS2 >= 3 escalates within the post-discharge window only."""
+
+    def ctx(self, days_ago: float) -> CitizenContext:
+        return evaluate(discharge(at=NOW - timedelta(days=days_ago)), None, NOW, RS)[1]
+
+    def test_inside_window_escalates(self) -> None:
+        """NEWS2 3 two days after discharge escalates with the post-discharge rule."""
+        a, _ = evaluate(observation(respiration_rate=22, temperature=38.5), self.ctx(2), NOW)
+        assert a.news2 is not None
+        assert a.news2.total == 3
+        assert fired(a) == {"post_discharge.news2"}
+
+    def test_outside_window_does_not(self) -> None:
+        """The same NEWS2 3 after the window does not escalate."""
+        days = RS.context.post_discharge_window_days + 1
+        a, _ = evaluate(observation(respiration_rate=22, temperature=38.5), self.ctx(days), NOW)
+        assert not a.escalate
+
+
+class TestNews2Trend:
+    """NEWS2 rising by >= 2 against the previous observation within 24 h escalates."""
+
+    def test_rise_of_two_within_a_day_escalates(self) -> None:
+        """NEWS2 0 then 2 four hours later fires the trend rule."""
+        _, ctx = evaluate(observation(at=NOW - timedelta(hours=4)), None, NOW, RS)
+        a, _ = evaluate(observation(respiration_rate=22), ctx, NOW, RS)  # 21-24 scores 2
+        assert a.news2 is not None
+        assert a.news2.total == TREND.min_rise
+        assert fired(a) == {TREND.id}
+        reason = a.reasons[0]
+        assert reason.inputs["previous_total"] == 0
+        assert reason.inputs["rise"] == TREND.min_rise
+
+    def test_rise_of_one_does_not(self) -> None:
+        """A rise smaller than min_rise does not fire."""
+        _, ctx = evaluate(observation(at=NOW - timedelta(hours=4)), None, NOW, RS)
+        a, _ = evaluate(observation(respiration_rate=10), ctx, NOW, RS)  # 9-11 scores 1
+        assert TREND.id not in fired(a)
+
+    def test_previous_outside_window_does_not(self) -> None:
+        """A rise against an observation older than within_hours does not fire."""
+        before = NOW - timedelta(hours=TREND.within_hours + 1)
+        _, ctx = evaluate(observation(at=before), None, NOW, RS)
+        a, _ = evaluate(observation(respiration_rate=22), ctx, NOW, RS)
+        assert TREND.id not in fired(a)
+
+
+class TestPalliativePathway:
+    """Palliative citizens route to the palliative pathway, never an emergency call."""
+
+    def test_critical_palliative_case_routes_palliative(self) -> None:
+        """Even NEWS2 >= 7 routes a palliative citizen to the palliative team and says why."""
+        _, ctx = evaluate(discharge(flags=["palliative"]), None, NOW, RS)
+        a, ctx = evaluate(
+            observation(respiration_rate=26, pulse=135, consciousness="V"), ctx, NOW, RS
+        )
+        assert a.escalate
+        route = first_route(a, ctx)
+        assert route.tier == "palliative"
+        assert a.treatment_limitations == ["palliative"]
+        assert any("112" in n for n in a.notes)
+
+    def test_non_palliative_critical_goes_to_doctor(self) -> None:
+        """Without the limitation, a critical case goes to the on-call doctor."""
+        a, ctx = evaluate(observation(consciousness="U"), None, NOW, RS)
+        assert first_route(a, ctx).tier == "doctor"
+
+
+class TestExplanation:
+    """Every assessment explains itself."""
+
+    def test_escalation_carries_rules_inputs_and_deadline(self) -> None:
+        """Rule ids and versions, NEWS2 sub-scores, competence, rule set and deadline are all
+        present and consistent."""
+        _, ctx = evaluate(discharge(diagnoses=["J44.1"]), None, NOW, RS)
+        a, _ = evaluate(observation(pulse=135, worried=True), ctx, NOW, RS)
+        versions = {r.id: r.version for r in RS.rules}
+        assert a.reasons
+        for reason in a.reasons:
+            assert reason.rule_version == versions[reason.rule_id]
+            assert reason.summary
+        assert a.news2 is not None
+        assert a.news2.subscores["pulse"] == 3
+        assert a.competence == "copd"
+        assert a.ruleset == RS.label
+        assert a.response_minutes is not None
+        assert a.response_deadline == a.assessed_at + timedelta(minutes=a.response_minutes)
+
+    def test_severity_is_the_highest_fired(self) -> None:
+        """The assessment's severity is the maximum over the rules that fired."""
+        a, _ = evaluate(observation(pulse=135, worried=True), None, NOW, RS)
+        severities = {r.id: r.severity for r in RS.rules if hasattr(r, "severity")}
+        top = max((severities[r.rule_id] for r in a.reasons), key=SEVERITY_ORDER.__getitem__)
+        assert a.severity == top
+
+    def test_missing_vitals_are_explained(self) -> None:
+        """An observation with vitals missing lists them and notes the total is a lower bound."""
+        a, _ = evaluate(observation(temperature=None, systolic_bp=None), None, NOW, RS)
+        assert a.news2 is not None
+        assert set(a.news2.missing) == {"temperature", "systolic_bp"}
+        assert any("lower bound" in n for n in a.notes)
+
+    def test_assessment_json_round_trips(self) -> None:
+        """The assessment loads back from its JSON (it is stored in the audit log)."""
+        a, _ = evaluate(observation(worried=True), None, NOW, RS)
+        assert Assessment.model_validate_json(a.model_dump_json()) == a
+
+
+class TestEntryPoint:
+    """evaluate() is pure and guards its inputs."""
+
+    def test_same_input_same_output(self) -> None:
+        """Evaluating the same event and context twice gives equal results."""
+        obs = observation(pulse=120)
+        assert evaluate(obs, None, NOW, RS) == evaluate(obs, None, NOW, RS)
+
+    def test_context_of_another_citizen_is_refused(self) -> None:
+        """A context for a different citizen is an error, never silently used."""
+        with pytest.raises(ValueError, match="citizen"):
+            evaluate(observation(), empty_context("cit-000001"), NOW, RS)
+
+    def test_assess_is_the_assessment_of_evaluate(self) -> None:
+        """assess() returns the same assessment as evaluate()."""
+        obs = observation(worried=True)
+        ctx = empty_context(obs.citizen_id)
+        assert assess(obs, ctx, NOW, RS) == evaluate(obs, ctx, NOW, RS)[0]
