@@ -279,7 +279,7 @@ def _evaluate_observation(
         new_ctx = cx.record_news2(
             ctx,
             obs.occurred_at,
-            result.total,
+            result.total if result.subscores else None,
             result.complete,
             keep=ruleset.history.news2_entries,
         )

@@ -244,14 +244,16 @@ def record_reading(
 
 
 def record_news2(
-    ctx: CitizenContext, at: datetime, total: int, complete: bool, *, keep: int
+    ctx: CitizenContext, at: datetime, total: int | None, complete: bool, *, keep: int
 ) -> CitizenContext:
-    """Append an in-order NEWS2 total and move ``last_observation_at`` forward."""
+    """Move ``last_observation_at`` forward and append the NEWS2 total, if there is one.
+
+    ``total`` is ``None`` when no NEWS2 parameter could be scored: such an observation must not
+    enter the history as a 0, or the trend rule would later see a rise that never happened.
+    """
     at = utc(at)
-    entry = News2Entry(at=at, total=total, complete=complete)
-    return ctx.model_copy(
-        update={
-            "news2_history": (*ctx.news2_history, entry)[-keep:],
-            "last_observation_at": at,
-        }
-    )
+    update: dict[str, object] = {"last_observation_at": at}
+    if total is not None:
+        entry = News2Entry(at=at, total=total, complete=complete)
+        update["news2_history"] = (*ctx.news2_history, entry)[-keep:]
+    return ctx.model_copy(update=update)

@@ -209,3 +209,25 @@ class TestEntryPoint:
         obs = observation(worried=True)
         ctx = empty_context(obs.citizen_id)
         assert assess(obs, ctx, NOW, RS) == evaluate(obs, ctx, NOW, RS)[0]
+
+    def test_unscorable_observation_does_not_fake_a_trend(self) -> None:
+        """An observation with nothing scorable (only an implausible SpO2) is not recorded as
+        NEWS2 0, so the next observation is compared with the last real score."""
+        _, ctx = evaluate(observation(at=NOW - timedelta(hours=3), pulse=115), None, NOW, RS)
+        bare = observation(
+            at=NOW - timedelta(hours=2),
+            respiration_rate=None,
+            on_oxygen=None,
+            systolic_bp=None,
+            pulse=None,
+            consciousness=None,
+            temperature=None,
+            spo2=120,
+        )
+        _, ctx = evaluate(bare, ctx, NOW, RS)
+        assert [e.total for e in ctx.news2_history] == [2]
+        assert ctx.last_observation_at == bare.occurred_at
+        a, _ = evaluate(observation(respiration_rate=22, pulse=115), ctx, NOW, RS)  # 2 + 2
+        trend = next(r for r in a.reasons if r.rule_id == TREND.id)
+        assert trend.inputs["previous_total"] == 2
+        assert trend.inputs["rise"] == 2
