@@ -47,7 +47,12 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
     settings = Settings.from_env()
     stop = threading.Event()
     _install_stop_handlers(stop)
-    stack = Stack.start_infra(settings, Path(settings.data_dir).resolve())
+    from dispatcher.stack import seed_roster_text
+
+    roster_text = Path(args.roster).read_text(encoding="utf-8") if args.roster else (
+        seed_roster_text()
+    )
+    stack = Stack.start_infra(settings, Path(settings.data_dir).resolve(), roster_text)
     threads: list[threading.Thread] = []
     try:
         base_port = settings.web_port
@@ -145,11 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start broker, database and workers (embedded unless env set)")
     up.add_argument("--workers", type=int, default=1)
     up.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+    up.add_argument("--roster", default=None, help="roster YAML to load if none is (default: seed)")
 
     demo = sub.add_parser("demo", help="`up` plus demo traffic, printing escalations")
     demo.add_argument("--workers", type=int, default=1)
     demo.add_argument("--rate", type=float, default=20.0, help="messages per second")
     demo.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+    demo.add_argument("--roster", default=None, help="roster YAML to load if none is (default: seed)")
 
     sub.add_parser("worker", help="run one faust worker (needs broker and database env)")
     sub.add_parser("migrate", help="apply database migrations")

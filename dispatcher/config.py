@@ -35,6 +35,8 @@ class Settings(BaseModel):
     batch_max: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.02, gt=0)
     outbox_sweep_s: float = Field(default=2.0, gt=0)
+    deadline_scan_s: float = Field(default=1.0, gt=0, description="Ack-deadline scan period.")
+    case_stats_s: float = Field(default=10.0, gt=0)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     data_dir: str = Field(default=".dispatcher", description="Embedded stack state.")

@@ -30,6 +30,33 @@ from dispatcher.store.migrate import migrate
 from dispatcher.topics import ensure_topics
 
 
+SEED_ROSTER = "seed_roster.yaml"
+
+
+def seed_roster_text() -> str:
+    from importlib import resources
+
+    return (resources.files("dispatcher.routing") / SEED_ROSTER).read_text(encoding="utf-8")
+
+
+async def load_roster_if_empty(dsn: str, text: str, source: str) -> list[str]:
+    """Store the roster unless one is loaded already; return the teams' page topics."""
+    from dispatcher.cases.store import load_roster, store_roster
+    from dispatcher.routing.roster import page_topic, parse_roster
+
+    roster = parse_roster(text, source)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            current = await load_roster(conn)
+            if current is None:
+                await store_roster(conn, roster)
+                current = roster
+        return [page_topic(t.team_id) for t in current.teams]
+    finally:
+        await conn.close()
+
+
 async def apply_migrations(dsn: str) -> list[int]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -83,8 +110,13 @@ class Stack:
     workers: list[WorkerProcess] = field(default_factory=list)
 
     @classmethod
-    def start_infra(cls, settings: Settings, run_dir: Path) -> Stack:
-        """Start what the settings do not name, then create topics and apply migrations."""
+    def start_infra(
+        cls, settings: Settings, run_dir: Path, roster_text: str | None = None
+    ) -> Stack:
+        """Start what the settings do not name, then create topics and apply migrations.
+
+        ``roster_text`` (YAML) is stored when no roster is loaded yet; the demo and the tests
+        pass the seed roster."""
         run_dir.mkdir(parents=True, exist_ok=True)
         stack = cls(settings=settings, run_dir=run_dir)
         try:
@@ -98,8 +130,16 @@ class Stack:
                     "database_url": settings.database_url or _secret(stack.postgres),
                 }
             )
-            ensure_topics(stack.bootstrap, settings.partitions, settings.replication)
             asyncio.run(apply_migrations(stack.settings.dsn()))
+            page_topics: list[str] = []
+            if roster_text is not None:
+                page_topics = asyncio.run(
+                    load_roster_if_empty(stack.settings.dsn(), roster_text, "roster")
+                )
+            ensure_topics(
+                stack.bootstrap, settings.partitions, settings.replication,
+                extra=tuple(page_topics),
+            )
         except BaseException:
             stack.stop()
             raise

@@ -24,9 +24,14 @@ log = structlog.get_logger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, partitions: int, replication: int = 1, timeout_s: float = 30.0
+    bootstrap: str,
+    partitions: int,
+    replication: int = 1,
+    timeout_s: float = 30.0,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """Create any missing topic; return the ones created. Existing topics are left alone."""
+    """Create any missing topic (ours plus ``extra``, e.g. the teams' page topics); return the
+    ones created. Existing topics are left alone."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -42,7 +47,7 @@ def ensure_topics(
             time.sleep(0.3)
     try:
         existing = set(admin.list_topics())
-        missing = [t for t in ALL_TOPICS if t not in existing]
+        missing = [t for t in (*ALL_TOPICS, *extra) if t not in existing]
         if missing:
             try:
                 admin.create_topics(

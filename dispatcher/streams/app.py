@@ -23,13 +23,15 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dispatcher.cases.lifecycle import CaseDecision
+from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.pipeline import Incoming, OutboxMessage
 from dispatcher.service import BatchProcessor
 from dispatcher.store.repository import PostgresRepository
 from dispatcher.streams.lag import install_lag_metrics
-from dispatcher.topics import INPUT_TOPICS
+from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
 
 OUTBOX_SWEEP_MIN_AGE_S = 2.0
 
@@ -47,6 +49,7 @@ class Runtime:
         self.metrics = metrics
         self._lock = asyncio.Lock()
         self._processor: BatchProcessor | None = None
+        self._cases: CaseManager | None = None
         self.repo: PostgresRepository | None = None
         self.batches = 0
 
@@ -63,6 +66,25 @@ class Runtime:
                 self.repo = await PostgresRepository.connect(self.settings.dsn())
                 self._processor = BatchProcessor(self.repo, self.send, self.metrics)
             return self._processor
+
+    async def cases(self) -> CaseManager:
+        processor = await self.processor()
+        async with self._lock:
+            if self._cases is None:
+                assert self.repo is not None
+                self._cases = CaseManager(
+                    self.repo.pool, relay=processor.relay, observe=self.observe_case
+                )
+            return self._cases
+
+    def observe_case(self, decision: CaseDecision) -> None:
+        case = decision.case
+        first = decision.events[0].detail if decision.events else {}
+        severity = case.severity if case is not None else str(first.get("severity", "unknown"))
+        if decision.action == "re_escalated" and case is not None:
+            self.metrics.re_escalations.labels(severity, case.tier).inc()
+        elif decision.action in ("silenced", "inhibited"):
+            self.metrics.pages_suppressed.labels(decision.action, severity).inc()
 
     @property
     def ready(self) -> bool:
@@ -120,6 +142,33 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
             for e in events:
                 await stream.ack(e)
             runtime.batches += 1
+
+    escalations = app.topic(
+        ESCALATIONS, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+    )
+
+    @app.agent(escalations, name="case-manager")
+    async def case_manager(stream: Any) -> None:
+        manager = await runtime.cases()
+        async for events in stream.noack_take(settings.batch_max, settings.batch_within_s):
+            await manager.handle([e.message.value for e in events])
+            for e in events:
+                await stream.ack(e)
+
+    @app.timer(interval=settings.deadline_scan_s)
+    async def deadline_scan() -> None:
+        manager = await runtime.cases()
+        await manager.scan_deadlines()
+
+    @app.timer(interval=settings.case_stats_s)
+    async def case_stats() -> None:
+        manager = await runtime.cases()
+        open_counts, ack_times = await manager.case_stats()
+        metrics.cases_open.clear()
+        for (severity, team), n in open_counts.items():
+            metrics.cases_open.labels(severity, team).set(n)
+        for severity, seconds in ack_times:
+            metrics.ack_seconds.labels(severity).observe(seconds)
 
     install_lag_metrics(app, metrics, interval_s=5.0)
 

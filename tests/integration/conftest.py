@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from dispatcher.config import Settings
-from dispatcher.stack import Stack, WorkerProcess
+from dispatcher.stack import Stack, WorkerProcess, seed_roster_text
 from dispatcher.topics import DEAD_LETTER, ESCALATIONS
 
 PARTITIONS = 4
@@ -40,16 +40,18 @@ def run_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def stack(run_dir: Path) -> Iterator[Stack]:
     settings = Settings.from_env(partitions=PARTITIONS, data_dir=str(run_dir))
-    s = Stack.start_infra(settings, run_dir)
+    s = Stack.start_infra(settings, run_dir, seed_roster_text())
     try:
         yield s
     finally:
         s.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def worker(stack: Stack) -> WorkerProcess:
-    w = stack.start_worker(name="session-worker")
+    """A live, healthy worker of the session stack (a test may have killed the previous one)."""
+    alive = [w for w in stack.workers if w.alive()]
+    w = alive[0] if alive else stack.start_worker(name=f"worker-{len(stack.workers) + 1}")
     stack.wait_healthy(w)
     return w
 

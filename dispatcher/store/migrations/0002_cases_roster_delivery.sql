@@ -42,8 +42,11 @@ CREATE TABLE cases (
     resolved_at      timestamptz,
     resolved_by      text,
     outcome          text CHECK (outcome IN ('treated_at_home', 'admitted', 'false_alarm', 'other')),
-    detail           jsonb       NOT NULL
+    detail           jsonb       NOT NULL,
+    ack_observed_at  timestamptz  -- set once the acknowledgement time went into the metrics
 );
+CREATE INDEX cases_ack_unobserved_idx ON cases (acknowledged_at)
+    WHERE acknowledged_at IS NOT NULL AND ack_observed_at IS NULL;
 -- One open case per citizen: further escalations group into it.
 CREATE UNIQUE INDEX cases_one_open_per_citizen ON cases (citizen_id) WHERE state <> 'resolved';
 CREATE INDEX cases_deadline_idx ON cases (ack_deadline)
