@@ -114,7 +114,7 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     except Exception:  # a broken format string must not lose the record
         message = f"{record.msg!s} {record.args!r}"
     record.msg = redact_text(message)
-    record.args = None
+    record.args = ()  # not None: mode's formatter would turn None into (None,) and format it
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import structlog
+from mode.utils.logging import ExtensionFormatter
 from structlog.testing import CapturingLoggerFactory
 
 from dispatcher.logging import (
@@ -214,3 +215,21 @@ async def test_decision_log_lines_carry_event_and_case_id(
     after = [line for line in lines(captured) if line["event"] == "after"]
     assert "event_id" not in after[0]
     assert "case_id" not in after[0]
+
+
+def test_redacted_stdlib_records_survive_modes_formatter() -> None:
+    """mode's ExtensionFormatter (faust's log output) renders a redacted record verbatim."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ExtensionFormatter(stream=stream, fmt="%(message)s"))
+    logger = logging.getLogger("mode.test_redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    configure_logging("json", "info", logger_factory=CapturingLoggerFactory())
+    try:
+        logger.warning("joining group %s at 100%% for %s", "acute-dispatcher", CPR_DASHED)
+    finally:
+        logger.removeHandler(handler)
+        structlog.reset_defaults()
+        uninstall_stdlib_redaction()
+    assert stream.getvalue().strip() == f"joining group acute-dispatcher at 100% for {CPR_REDACTED}"
