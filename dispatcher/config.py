@@ -25,6 +25,7 @@ class Settings(BaseModel):
     )
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
+    api_port: int = Field(default=6080, ge=0, le=65535, description="HTTP API (dispatcher api).")
     app_id: str = "acute-dispatcher"
     partitions: int = Field(default=8, ge=1, le=1024)
     replication: int = Field(default=1, ge=1)
@@ -37,6 +38,7 @@ class Settings(BaseModel):
     outbox_sweep_s: float = Field(default=2.0, gt=0)
     deadline_scan_s: float = Field(default=1.0, gt=0, description="Ack-deadline scan period.")
     case_stats_s: float = Field(default=10.0, gt=0)
+    sensor_silence_scan_s: float = Field(default=60.0, gt=0, description="Silent-sensor scan.")
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     data_dir: str = Field(default=".dispatcher", description="Embedded stack state.")

@@ -195,6 +195,20 @@ class NurseObservation(EventEnvelope):
 InputEvent = DischargeEvent | SensorReading | NurseObservation
 
 
+class SensorSilenceCheck(EventEnvelope):
+    """Internal, never on a topic: the dispatcher's own timer noticed a silent sensor.
+
+    It is audited like an input event so the escalation it may cause is explained and
+    idempotent: its ``event_id`` is derived from the citizen and the last reading time, so one
+    silence episode is one event however often the timer runs.
+    """
+
+    last_sensor_at: AwareDatetime
+
+
+AuditedEvent = InputEvent | SensorSilenceCheck
+
+
 # ---------------------------------------------------------------------------------------------
 # Output contract
 # ---------------------------------------------------------------------------------------------

@@ -27,15 +27,20 @@ from dispatcher.events import (
     DeadLetter,
     DischargeEvent,
     Escalation,
+    AuditedEvent,
     FieldError,
     InputEvent,
+    SensorSilenceCheck,
 )
-from dispatcher.rules.assessment import Assessment, evaluate
+from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
 from dispatcher.rules.routing import first_route
 from dispatcher.rules.ruleset import RuleSet, default_ruleset
 from dispatcher.topics import DEAD_LETTER, ESCALATIONS
+
+# Audit rows of the dispatcher's own timer checks name this pseudo-topic, partition and offset.
+TIMER_SOURCE = "dispatcher.timer"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class Accepted:
 @dataclass(frozen=True)
 class AuditRow:
     incoming: Incoming
-    event: InputEvent
+    event: AuditedEvent
     assessment: Assessment
     outcome: str
 
@@ -186,4 +191,45 @@ def plan_batch(
         plan.audits.append(AuditRow(item.incoming, event, assessment, _outcome(event, assessment)))
         if escalation is not None:
             plan.escalations.append(escalation)
+    return plan
+
+
+def silence_candidates(
+    contexts: dict[str, CitizenContext], now: datetime, *, ruleset: RuleSet | None = None
+) -> dict[UUID, tuple[CitizenContext, Assessment]]:
+    """The silent-sensor assessments due now, by their (deterministic) event id."""
+    rs = ruleset or default_ruleset()
+    due: dict[UUID, tuple[CitizenContext, Assessment]] = {}
+    for ctx in contexts.values():
+        assessment = silent_sensor_check(ctx, now, rs)
+        if assessment is not None:
+            due[assessment.event_id] = (ctx, assessment)
+    return due
+
+
+def plan_silence_checks(
+    due: dict[UUID, tuple[CitizenContext, Assessment]], seen: set[UUID], now: datetime
+) -> BatchPlan:
+    """Audit (and escalate) each due silence check not seen before: one per silence episode."""
+    plan = BatchPlan()
+    for event_id, (ctx, assessment) in due.items():
+        if event_id in seen or ctx.last_sensor_at is None:
+            continue
+        check = SensorSilenceCheck(
+            event_id=event_id,
+            schema_version=1,
+            occurred_at=now,
+            source="dispatcher-timer",
+            citizen_id=ctx.citizen_id,
+            last_sensor_at=ctx.last_sensor_at,
+        )
+        incoming = Incoming(TIMER_SOURCE, -1, -1, ctx.citizen_id.encode(), None)
+        plan.audits.append(
+            AuditRow(incoming, check, assessment,
+                     "escalated" if assessment.escalate else "assessed")
+        )
+        if assessment.escalate:
+            plan.escalations.append(
+                build_escalation(assessment, first_route(assessment, ctx), now)
+            )
     return plan

@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -33,9 +33,11 @@ from dispatcher.pipeline import (
     decode_batch,
     make_dead_letter,
     plan_batch,
+    plan_silence_checks,
+    silence_candidates,
 )
 from dispatcher.rules.context import CitizenContext
-from dispatcher.rules.ruleset import RuleSet, default_ruleset
+from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
 from dispatcher.store.repository import Repository, Sender, StoredBatch
 
 log = structlog.get_logger(__name__)
@@ -112,6 +114,36 @@ class BatchProcessor:
         for msg in messages:
             self._metrics.events_consumed.labels(msg.topic).inc()
             self._metrics.last_event_timestamp.labels(msg.topic).set(time.time())
+        return stored
+
+    async def check_silent_sensors(self, limit: int = 5000) -> StoredBatch | None:
+        """Timer: escalate high-risk citizens whose sensors went silent (once per episode)."""
+        hours = [r.silent_hours for r in self._ruleset.enabled()
+                 if isinstance(r, SensorSilenceRule)]
+        if not hours:
+            return None
+        now = self._clock()
+        since = now - timedelta(hours=min(hours))
+        ruleset = self._ruleset
+
+        def planner(
+            contexts: dict[str, CitizenContext],
+        ) -> tuple[list[UUID], Callable[[set[UUID]], BatchPlan]]:
+            due = silence_candidates(contexts, now, ruleset=ruleset)
+            return list(due), lambda seen: plan_silence_checks(due, seen, now)
+
+        delay = self._retry.first_delay_s
+        while True:
+            try:
+                stored = await self._repo.apply_sensor_scan(since, limit, planner)
+                break
+            except TRANSIENT_ERRORS as exc:
+                self._metrics.store_retries.inc()
+                log.warning("store_unavailable_retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry.max_delay_s)
+        self._observe(stored.plan)
+        await self.relay(stored.outbox_ids)
         return stored
 
     async def relay(self, ids: Sequence[int] | None = None, min_age_s: float = 0.0) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
-from dispatcher.pipeline import OutboxMessage
+from dispatcher.pipeline import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
-from dispatcher.store.repository import Planner, Sender, StoredBatch
+from dispatcher.store.repository import Planner, ScanPlanner, Sender, StoredBatch
 
 
 @dataclass
@@ -32,7 +33,9 @@ class InMemoryRepository:
             raise self.fail_next.pop(0)
         seen = {i for i in event_ids if i in self.audit}
         ctx = {c: self.contexts[c] for c in citizen_ids if c in self.contexts}
-        plan = planner(seen, ctx)
+        return self._store(planner(seen, ctx))
+
+    def _store(self, plan: BatchPlan) -> StoredBatch:
         for a in plan.audits:
             if a.event.event_id in self.audit:
                 raise AssertionError("duplicate audit row")  # the real PK would refuse it
@@ -45,6 +48,20 @@ class InMemoryRepository:
             ids.append(len(self.outbox) + 1)
             self.outbox.append((ids[-1], msg, False))
         return StoredBatch(plan, ids)
+
+    async def apply_sensor_scan(
+        self, sensor_silent_since: datetime, limit: int, planner: ScanPlanner
+    ) -> StoredBatch:
+        self.apply_calls += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        contexts = {
+            c: ctx for c, ctx in sorted(self.contexts.items())
+            if ctx.last_sensor_at is not None and ctx.last_sensor_at < sensor_silent_since
+        }
+        contexts = dict(list(contexts.items())[:limit])
+        candidate_ids, finish = planner(contexts)
+        return self._store(finish({i for i in candidate_ids if i in self.audit}))
 
     async def relay_outbox(
         self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,

@@ -19,6 +19,10 @@ from dispatcher.pipeline import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
 
 Planner = Callable[[set[UUID], dict[str, CitizenContext]], BatchPlan]
+# Timer scans: contexts -> the candidate event ids and a planner that takes the ids already seen.
+ScanPlanner = Callable[
+    [dict[str, CitizenContext]], tuple[list[UUID], Callable[[set[UUID]], BatchPlan]]
+]
 Sender = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
 
 
@@ -39,6 +43,12 @@ class Repository(Protocol):
         limit: int = 1000,
     ) -> int:
         """Send unpublished outbox rows (all, or only ``ids``) and mark them published."""
+
+    async def apply_sensor_scan(
+        self, sensor_silent_since: datetime, limit: int, planner: ScanPlanner
+    ) -> StoredBatch:
+        """Lock contexts whose last sensor reading is older than ``sensor_silent_since``, plan
+        timer checks over them and store the plan atomically."""
 
 
 def _json(value: Any) -> str:
@@ -82,19 +92,43 @@ class PostgresRepository:
                 for r in ctx_rows
             }
             plan = planner(seen, contexts)
-            await self._store(conn, plan)
-            outbox = plan.outbox()
-            ids: list[int] = []
-            if outbox:
-                rows = await conn.fetch(
-                    "INSERT INTO outbox (topic, key, value) "
-                    "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) RETURNING id",
-                    [m.topic for m in outbox],
-                    [m.key for m in outbox],
-                    [m.value for m in outbox],
-                )
-                ids = [r["id"] for r in rows]
-            return StoredBatch(plan, ids)
+            return await self._store_with_outbox(conn, plan)
+
+    async def apply_sensor_scan(
+        self, sensor_silent_since: datetime, limit: int, planner: ScanPlanner
+    ) -> StoredBatch:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT citizen_id, context FROM citizen_context "
+                "WHERE (context->>'last_sensor_at')::timestamptz < $1 "
+                "ORDER BY citizen_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                sensor_silent_since,
+                limit,
+            )
+            contexts = {
+                r["citizen_id"]: CitizenContext.model_validate_json(r["context"]) for r in rows
+            }
+            candidate_ids, finish = planner(contexts)
+            seen_rows = await conn.fetch(
+                "SELECT event_id FROM audit_log WHERE event_id = ANY($1::uuid[])", candidate_ids
+            )
+            plan = finish({r["event_id"] for r in seen_rows})
+            return await self._store_with_outbox(conn, plan)
+
+    async def _store_with_outbox(self, conn: asyncpg.Connection, plan: BatchPlan) -> StoredBatch:
+        await self._store(conn, plan)
+        outbox = plan.outbox()
+        ids: list[int] = []
+        if outbox:
+            rows = await conn.fetch(
+                "INSERT INTO outbox (topic, key, value) "
+                "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) RETURNING id",
+                [m.topic for m in outbox],
+                [m.key for m in outbox],
+                [m.value for m in outbox],
+            )
+            ids = [r["id"] for r in rows]
+        return StoredBatch(plan, ids)
 
     async def _store(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
         if plan.audits:

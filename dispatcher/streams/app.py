@@ -155,6 +155,11 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
             for e in events:
                 await stream.ack(e)
 
+    @app.timer(interval=settings.sensor_silence_scan_s)
+    async def sensor_silence_scan() -> None:
+        processor = await runtime.processor()
+        await processor.check_silent_sensors()
+
     @app.timer(interval=settings.deadline_scan_s)
     async def deadline_scan() -> None:
         manager = await runtime.cases()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -12,7 +12,13 @@ from dispatcher.metrics import DispatcherMetrics
 from dispatcher.pipeline import Incoming, OutboxMessage
 from dispatcher.service import BatchProcessor, RetryPolicy
 from dispatcher.store.fake import InMemoryRepository
-from dispatcher.topics import DEAD_LETTER, ESCALATIONS, NURSE_OBSERVATIONS
+from dispatcher.topics import (
+    DEAD_LETTER,
+    DISCHARGES,
+    ESCALATIONS,
+    NURSE_OBSERVATIONS,
+    SENSOR_READINGS,
+)
 from tests import helpers
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -30,9 +36,10 @@ class Outbox:
         self.sent.extend(messages)
 
 
-def incoming(body: dict[str, object] | bytes, offset: int) -> Incoming:
+def incoming(body: dict[str, object] | bytes, offset: int, topic: str = NURSE_OBSERVATIONS
+             ) -> Incoming:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Incoming(NURSE_OBSERVATIONS, 0, offset, b"k", raw)
+    return Incoming(topic, 0, offset, b"k", raw)
 
 
 def processor(repo: InMemoryRepository, out: Outbox) -> BatchProcessor:
@@ -115,3 +122,36 @@ class TestOutbox:
         await processor(repo, out).handle([incoming(b"nope", 5)])
         assert len(repo.dead_letters) == 1
         assert [m.topic for m in out.sent] == [DEAD_LETTER]
+
+
+class TestSilentSensorTimer:
+    async def test_silent_sensor_escalates_once_per_silence(self) -> None:
+        """A COPD citizen's sensor silent past the rule's hours escalates once, however often
+        the timer runs; a new reading and a new silence escalate again."""
+        repo, out = InMemoryRepository(), Outbox()
+        clock = [NOW]
+        p = BatchProcessor(repo, out.send, DispatcherMetrics(), clock=lambda: clock[0],
+                           retry=RetryPolicy(first_delay_s=0.0, max_delay_s=0.0))
+        cid = "cit-silent01"
+        await p.handle([
+            incoming(helpers.discharge(cid, NOW - timedelta(hours=1)), 1, DISCHARGES),
+            Incoming(SENSOR_READINGS, 0, 2, b"k",
+                     json.dumps(helpers.sensor(cid, "spo2", 95, "%", NOW)).encode()),
+        ])
+        assert out.sent == []
+        clock[0] = NOW + timedelta(hours=5)
+        await p.check_silent_sensors()
+        assert out.sent == []
+        clock[0] = NOW + timedelta(hours=7)
+        await p.check_silent_sensors()
+        clock[0] = NOW + timedelta(hours=8)
+        await p.check_silent_sensors()
+        assert [m.topic for m in out.sent] == [ESCALATIONS]
+        esc = json.loads(out.sent[0].value)
+        assert esc["citizen_id"] == cid
+        assert [r["rule_id"] for r in esc["reasons"]] == ["sensor.silent"]
+        await p.handle([Incoming(SENSOR_READINGS, 0, 3, b"k", json.dumps(
+            helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=8))).encode())])
+        clock[0] = NOW + timedelta(hours=15)
+        await p.check_silent_sensors()
+        assert [m.topic for m in out.sent] == [ESCALATIONS, ESCALATIONS]
