@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from dispatcher import cli_rules
+from dispatcher import cli_ops, cli_rules
 from dispatcher.config import Settings
 from dispatcher.logging import configure_logging
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--dir", default=str(REPO_SCHEMAS))
 
     cli_rules.add_subparsers(sub)
+    cli_ops.add_subparsers(sub)
     return parser
 
 
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": cmd_migrate,
         "schemas": cmd_schemas,
         **cli_rules.HANDLERS,
+        **cli_ops.HANDLERS,
     }
     return handlers[args.command](args)
 
