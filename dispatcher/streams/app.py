@@ -197,7 +197,9 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=, so the full header goes in headers.
+        body = generate_latest(metrics.registry)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close(app: faust.App, **kwargs: Any) -> None:
