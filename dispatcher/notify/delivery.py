@@ -1,0 +1,438 @@
+"""The delivery worker: due ``deliveries`` rows in, signed webhook POSTs out, every attempt
+recorded, undeliverable pushes failed over to the next rung of the case's chain.
+
+How it stays correct with several workers and crashes:
+
+* **Claim with a lease.** ``run_once`` takes due pending rows with ``FOR UPDATE SKIP LOCKED``
+  and, in the same short transaction, moves their ``next_attempt_at`` to ``now + lease``. The
+  row lock lasts only for the claim; the lease keeps other workers off the row while the HTTP
+  request runs without holding a database connection. A worker that dies mid-send leaves a
+  lease that expires, and another worker sends the attempt again with the same
+  ``Idempotency-Key`` (at-least-once on the wire, exactly-once for a receiver that dedups).
+* **Fenced result.** The claim's ``(attempts, next_attempt_at)`` pair is the fencing token: a
+  result is applied to ``deliveries`` only if the row still carries it and is still pending.
+  A worker whose lease ran out (possible only if the database stalled longer than
+  ``lease - timeout``) records its attempt but changes nothing else.
+* **No head-of-line blocking.** ``run_once`` starts one task per claimed delivery and returns;
+  at most ``max_in_flight`` run at once and a claim never takes more rows than there are free
+  slots, so a lease never ticks away while a row waits for a slot. A receiver that hangs holds
+  one slot for at most the sender's timeout; the next ``run_once`` claims other citizens'
+  pushes meanwhile.
+* **Fail-over in the same transaction** as marking the delivery ``undeliverable``: the case
+  moves one rung up and its new page (and delivery) is queued atomically with the verdict. It
+  is skipped when the delivery's page is no longer the case's latest (a later page already
+  superseded it and has its own delivery and deadline), so one case never climbs two rungs
+  for one failure.
+* **Cancelled, not sent**, when the case was acknowledged or resolved: at claim time, and also
+  when the acknowledgement arrived while a failing attempt was in flight.
+
+Health data: the payload is never logged; log lines carry delivery id, case id, team, status
+and attempt number only. The URL is not logged either (it may contain a receiver's token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from dispatcher.cases import store
+from dispatcher.notify.backoff import (
+    AttemptOutcome,
+    BackoffPolicy,
+    Decision,
+    decide,
+    parse_retry_after,
+)
+from dispatcher.notify.signing import sign_headers
+from dispatcher.notify.webhook import Sender, SendResult
+from dispatcher.routing.roster import Roster
+from dispatcher.service import TRANSIENT_ERRORS
+
+log = structlog.get_logger(__name__)
+
+CLOSED_CASE_STATES = ("acknowledged", "resolved")
+LEASE_MARGIN_S = 30.0
+RECORD_TRIES = 5
+
+FailOver = Callable[[asyncpg.Connection, UUID, datetime], Awaitable[object]]
+ObserveAttempt = Callable[[str, str, int | None], None]
+SecretLookup = Callable[[str], str | None]
+
+_CLAIM_SQL = """
+WITH due AS (
+    SELECT d.delivery_id, c.state AS case_state
+    FROM deliveries d JOIN cases c ON c.case_id = d.case_id
+    WHERE d.state = 'pending' AND d.next_attempt_at <= $1
+    ORDER BY d.next_attempt_at
+    LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries AS d SET
+    state = CASE WHEN due.case_state = ANY($4::text[]) THEN 'cancelled' ELSE d.state END,
+    finished_at = CASE WHEN due.case_state = ANY($4::text[]) THEN $1 ELSE d.finished_at END,
+    last_error = CASE WHEN due.case_state = ANY($4::text[])
+                      THEN 'cancelled: case ' || due.case_state ELSE d.last_error END,
+    next_attempt_at = CASE WHEN due.case_state = ANY($4::text[])
+                           THEN d.next_attempt_at ELSE $3 END
+FROM due
+WHERE d.delivery_id = due.delivery_id
+RETURNING d.delivery_id, d.case_id, d.page_seq, d.team_id, d.url, d.idempotency_key, d.payload,
+          d.attempts, d.deadline_at, d.next_attempt_at, d.state
+"""
+
+_INSERT_ATTEMPT = """
+INSERT INTO delivery_attempts
+    (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+# $1 id, $2 claimed attempts, $3 lease token, $4 new state, $5 next_attempt_at (NULL: keep),
+# $6 finished_at, $7 last_error
+_APPLY_RESULT = """
+UPDATE deliveries SET
+    attempts = attempts + 1,
+    state = $4,
+    next_attempt_at = coalesce($5, next_attempt_at),
+    finished_at = $6,
+    last_error = $7
+WHERE delivery_id = $1 AND state = 'pending' AND attempts = $2 AND next_attempt_at = $3
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def secret_for(roster: Roster | None, team_id: str) -> str | None:
+    """The team's webhook secret from the roster, or ``None`` (unknown team, no webhook)."""
+    if roster is None:
+        return None
+    try:
+        webhook = roster.team(team_id).channels.webhook
+    except KeyError:
+        return None
+    return webhook.secret if webhook is not None else None
+
+
+def roster_secrets(get_roster: Callable[[], Roster | None]) -> SecretLookup:
+    """A ``secrets`` lookup that reads the current roster on every call (so reloads apply)."""
+    return lambda team_id: secret_for(get_roster(), team_id)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One leased delivery. ``attempts`` is the count before this attempt."""
+
+    delivery_id: UUID
+    case_id: UUID
+    page_seq: int
+    team_id: str
+    url: str
+    idempotency_key: str
+    payload: bytes
+    attempts: int
+    deadline_at: datetime
+    lease_until: datetime
+
+    @property
+    def attempt(self) -> int:
+        return self.attempts + 1
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Claim:
+        return cls(
+            delivery_id=row["delivery_id"],
+            case_id=row["case_id"],
+            page_seq=row["page_seq"],
+            team_id=row["team_id"],
+            url=row["url"],
+            idempotency_key=row["idempotency_key"],
+            payload=bytes(row["payload"]),
+            attempts=row["attempts"],
+            deadline_at=row["deadline_at"],
+            lease_until=row["next_attempt_at"],
+        )
+
+
+class DeliveryWorker:
+    """Sends due webhook deliveries. Drive it with ``run_once`` from a timer.
+
+    ``secrets(team_id)`` returns the team's HMAC secret (``None``: the push is undeliverable).
+    ``fail_over(conn, case_id, now)`` runs inside the transaction that marks a delivery
+    undeliverable (``CaseManager.fail_over``). ``after_fail_over()`` runs after that commit
+    (e.g. the outbox relay, so the fallback team's Kafka page goes out without waiting for the
+    sweep). ``observe_attempt(team_id, outcome, status_code)`` is called once per attempt.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        secrets: SecretLookup,
+        sender: Sender,
+        fail_over: FailOver,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        max_in_flight: int = 16,
+        batch: int = 50,
+        policy: BackoffPolicy | None = None,
+        rng: random.Random | None = None,
+        lease_s: float | None = None,
+        observe_attempt: ObserveAttempt | None = None,
+        after_fail_over: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        if max_in_flight < 1 or batch < 1:
+            raise ValueError("max_in_flight and batch must be at least 1")
+        lease = sender.timeout_s + LEASE_MARGIN_S if lease_s is None else lease_s
+        if lease <= sender.timeout_s:
+            raise ValueError("lease_s must exceed the sender's timeout, or two workers may send")
+        self._pool = pool
+        self._secrets = secrets
+        self._sender = sender
+        self._fail_over = fail_over
+        self._clock = clock
+        self._max_in_flight = max_in_flight
+        self._batch = batch
+        self._policy = policy or BackoffPolicy()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._lease = timedelta(seconds=lease)
+        self._observe = observe_attempt
+        self._after_fail_over = after_fail_over
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._claim_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries claimed by this worker whose attempt has not been recorded yet."""
+        return len(self._tasks)
+
+    async def run_once(self) -> int:
+        """Claim due deliveries, start sending them; return how many were claimed (sent or
+        cancelled).
+
+        Returns without waiting for the sends (see ``drain``): cancelled deliveries are done
+        when this returns, sent ones finish in the background. Database errors propagate
+        (nothing was claimed, or the claim rolled back); the caller's timer just runs again.
+        """
+        async with self._claim_lock:
+            free = self._max_in_flight - len(self._tasks)
+            if free <= 0:
+                return 0
+            now = self._clock()
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(
+                    _CLAIM_SQL,
+                    now,
+                    min(self._batch, free),
+                    now + self._lease,
+                    list(CLOSED_CASE_STATES),
+                )
+            for row in rows:
+                if row["state"] == "cancelled":
+                    log.info(
+                        "webhook_delivery_cancelled",
+                        delivery_id=str(row["delivery_id"]),
+                        case_id=str(row["case_id"]),
+                        team=row["team_id"],
+                        attempt=row["attempts"],
+                    )
+                    continue
+                task = asyncio.create_task(self._deliver(Claim.from_row(row)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return len(rows)
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait for the in-flight sends; ``False`` when some were still running at the timeout."""
+        if not self._tasks:
+            return True
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return not pending
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Wait for in-flight sends, then cancel the rest (their leases expire and another
+        worker sends them again under the same idempotency key)."""
+        if not await self.drain(timeout_s):
+            tasks = set(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver(self, claim: Claim) -> None:
+        async with self._slots:
+            try:
+                started_at = self._clock()
+                secret = self._secrets(claim.team_id)
+                if secret is None:
+                    result = SendResult(None, "no webhook secret for the team", 0)
+                    decision = Decision("gave_up", None, "no webhook secret for the team")
+                else:
+                    headers = sign_headers(
+                        secret,
+                        claim.payload,
+                        claim.idempotency_key,
+                        claim.attempt,
+                        int(started_at.timestamp()),
+                    )
+                    result = await self._sender.send(claim.url, claim.payload, headers)
+                    now = self._clock()
+                    decision = decide(
+                        result.status,
+                        claim.attempt,
+                        now=now,
+                        deadline=claim.deadline_at,
+                        retry_after_s=parse_retry_after(result.retry_after, now),
+                        policy=self._policy,
+                        rng=self._rng,
+                    )
+                await self._record(claim, started_at, result, decision)
+            except Exception:
+                # Never let one delivery take the worker down; the lease expires and the
+                # attempt is made again (same idempotency key).
+                log.exception(
+                    "webhook_delivery_crashed",
+                    delivery_id=str(claim.delivery_id),
+                    case_id=str(claim.case_id),
+                    team=claim.team_id,
+                    attempt=claim.attempt,
+                )
+
+    async def _record(
+        self, claim: Claim, started_at: datetime, result: SendResult, decision: Decision
+    ) -> None:
+        delay = 0.2
+        for tries in range(1, RECORD_TRIES + 1):
+            try:
+                outcome, failed_over = await self._record_once(claim, started_at, result, decision)
+                break
+            except TRANSIENT_ERRORS as exc:
+                if tries == RECORD_TRIES:
+                    raise
+                log.warning(
+                    "webhook_record_retrying",
+                    delivery_id=str(claim.delivery_id),
+                    error=type(exc).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+        self._observe_attempt(claim.team_id, outcome, result.status)
+        if failed_over and self._after_fail_over is not None:
+            try:
+                await self._after_fail_over()
+            except Exception:
+                log.exception("webhook_after_fail_over_failed", case_id=str(claim.case_id))
+
+    async def _record_once(
+        self, claim: Claim, started_at: datetime, result: SendResult, decision: Decision
+    ) -> tuple[str, bool]:
+        """Store the attempt and its consequence in one transaction; (outcome, failed over)."""
+        now = self._clock()
+        fields: dict[str, Any] = {
+            "delivery_id": str(claim.delivery_id),
+            "case_id": str(claim.case_id),
+            "team": claim.team_id,
+            "attempt": claim.attempt,
+            "status": result.status,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+        }
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Case first, then delivery: the same lock order as the case manager's paths.
+            case_state = await conn.fetchval(
+                "SELECT state FROM cases WHERE case_id = $1 FOR UPDATE", claim.case_id
+            )
+            outcome, new_state, next_at, error = settle(decision, case_state)
+            finished = None if new_state == "pending" else now
+            await conn.execute(
+                _INSERT_ATTEMPT,
+                claim.delivery_id,
+                claim.attempt,
+                started_at,
+                result.duration_ms,
+                result.status,
+                result.error,
+                outcome,
+            )
+            status = await conn.execute(
+                _APPLY_RESULT,
+                claim.delivery_id,
+                claim.attempts,
+                claim.lease_until,
+                new_state,
+                next_at,
+                finished,
+                _clip(error),
+            )
+            applied = status == "UPDATE 1"
+            failed_over = superseded = False
+            if applied and new_state == "undeliverable":
+                latest = await store.next_page_seq(conn, claim.case_id) - 1
+                superseded = claim.page_seq < latest
+                if not superseded:
+                    await self._fail_over(conn, claim.case_id, now)
+                    failed_over = True
+        # Logged after the commit, so a line never reports what a rollback undid.
+        if not applied:
+            log.warning("webhook_lease_lost", outcome=outcome, **fields)
+        else:
+            _log_outcome(new_state, outcome, decision, fields)
+            if superseded:
+                log.info("webhook_superseded_no_fail_over", **fields)
+        return outcome, failed_over
+
+    def _observe_attempt(self, team_id: str, outcome: str, status: int | None) -> None:
+        if self._observe is None:
+            return
+        try:
+            self._observe(team_id, outcome, status)
+        except Exception:
+            log.exception("webhook_observe_failed", team=team_id)
+
+
+def settle(
+    decision: Decision, case_state: str | None
+) -> tuple[AttemptOutcome, str, datetime | None, str | None]:
+    """(attempt outcome, new delivery state, next attempt, last error) for a finished attempt.
+
+    A failed attempt for a case that was acknowledged or resolved meanwhile ends the delivery
+    as ``cancelled``: nobody needs the push any more, and failing over would page a second
+    team for a citizen already being looked after. A successful one stays ``delivered``
+    (that is what happened on the wire).
+    """
+    closed = case_state is None or case_state in CLOSED_CASE_STATES
+    if decision.outcome == "delivered":
+        return "delivered", "delivered", None, None
+    if closed:
+        why = f"cancelled: case {case_state or 'missing'}; last attempt: {decision.reason}"
+        return "gave_up", "cancelled", None, why
+    if decision.outcome == "retry":
+        return "retry", "pending", decision.next_attempt_at, decision.reason
+    return "gave_up", "undeliverable", None, decision.reason
+
+
+def _clip(text: str | None, limit: int = 500) -> str | None:
+    return None if text is None else text[:limit]
+
+
+def _log_outcome(new_state: str, outcome: str, decision: Decision, fields: dict[str, Any]) -> None:
+    if new_state == "delivered":
+        log.info("webhook_delivered", **fields)
+    elif new_state == "pending":
+        assert decision.next_attempt_at is not None
+        log.info(
+            "webhook_attempt_failed_retrying",
+            next_attempt_at=decision.next_attempt_at.isoformat(),
+            **fields,
+        )
+    elif new_state == "cancelled":
+        log.info("webhook_delivery_cancelled", outcome=outcome, **fields)
+    else:
+        log.warning("webhook_undeliverable_failing_over", reason=decision.reason, **fields)
