@@ -7,6 +7,7 @@ there, a missing promtool means the Makefile step broke, which must not pass sil
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DASHBOARD = PROMETHEUS_DIR.parent / "grafana" / "dashboards" / "dispatcher.json"
 
 
 def promtool() -> str:
@@ -73,3 +75,29 @@ def test_every_alert_has_a_rule_unit_test() -> None:
         if case.get("exp_alerts")
     }
     assert alerts - tested == set()
+
+
+def test_dashboard_promql_parses(tmp_path: Path) -> None:
+    """Every Grafana panel query is valid PromQL (checked by promtool as recording rules)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [
+        t["expr"].replace("$__rate_interval", "5m")
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+    ]
+    assert exprs
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    result = run_promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
