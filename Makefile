@@ -52,6 +52,13 @@ check: lint unit ## lint + types + unit tests
 schemas: $(STAMP) ## regenerate schemas/*.json from the models
 	$(BIN)/dispatcher schemas write
 
+bench: $(STAMP) ## end-to-end benchmark (~4 min): bench-results/, docs/benchmark.md
+	@if [ ! -f $(VENV)/.installed-bench ] || [ pyproject.toml -nt $(VENV)/.installed-bench ]; then \
+	  $(BIN)/python -m pip install --quiet -e '.[dev,bench]' && touch $(VENV)/.installed-bench; fi
+	@start=$$(date +%s); $(BIN)/python -m bench; rc=$$?; \
+	echo "make bench: $$(( $$(date +%s) - start )) s"; exit $$rc
+.PHONY: bench
+
 clean: ## remove the virtualenv and the embedded stack's state
 	rm -rf $(VENV) .dispatcher
 
