@@ -143,6 +143,21 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    import json
+
+    from dispatcher import reconcile
+
+    settings = Settings.from_env()
+    report = asyncio.run(reconcile.run(settings.bootstrap(), settings.dsn(), args.grace))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in reconcile.summarise(report):
+            print(line)
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatcher", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("action", choices=["write", "check"])
     sch.add_argument("--dir", default=str(REPO_SCHEMAS))
 
+    rec = sub.add_parser(
+        "reconcile", help="prove nothing was lost: every input has an outcome, every "
+        "escalation was published and reached the case manager"
+    )
+    rec.add_argument("--grace", type=float, default=10.0, help="seconds allowed in flight")
+    rec.add_argument("--json", action="store_true")
+
     cli_rules.add_subparsers(sub)
     cli_ops.add_subparsers(sub)
     return parser
@@ -180,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": cmd_worker,
         "migrate": cmd_migrate,
         "schemas": cmd_schemas,
+        "reconcile": cmd_reconcile,
         **cli_rules.HANDLERS,
         **cli_ops.HANDLERS,
     }

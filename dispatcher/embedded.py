@@ -118,6 +118,18 @@ class EmbeddedPostgres:
         server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
         return cls(data_dir=data_dir, server=server)
 
+    def pause(self) -> None:
+        """Stop the server process but keep its data: an outage, for fault tests."""
+        import pgserver
+
+        pgserver.pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def resume(self) -> None:
+        """Start the server again after ``pause`` (same data, same socket)."""
+        self.server.ensure_postgres_running()
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.server.cleanup()

@@ -12,7 +12,10 @@ def now() -> datetime:
 
 
 def citizen() -> str:
-    return f"cit-{uuid.uuid4().hex[:10]}"
+    """A fresh pseudonymous id. The 'x' in the middle keeps it from ever holding ten digits
+    in a row, which the contract refuses as a possible CPR number."""
+    h = uuid.uuid4().hex
+    return f"cit-{h[:5]}x{h[5:10]}"
 
 
 def envelope(citizen_id: str, at: datetime | None = None, **extra: Any) -> dict[str, Any]:

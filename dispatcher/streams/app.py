@@ -17,10 +17,11 @@ faust's assignor gives one worker every event of a citizen, in order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatcher.cases.lifecycle import CaseDecision
@@ -34,6 +35,26 @@ from dispatcher.streams.lag import install_lag_metrics
 from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
 
 OUTBOX_SWEEP_MIN_AGE_S = 2.0
+log = structlog.get_logger(__name__)
+
+
+def guarded(name: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer body that logs its failure and tries again next tick.
+
+    faust crashes the whole worker when a timer raises; a database outage must not do that
+    (the agents already hold their batches and retry), so every timer goes through this.
+    """
+
+    async def tick() -> None:
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged; the next tick retries
+            log.warning("timer_failed", timer=name, error=type(exc).__name__)
+
+    tick.__name__ = tick.__qualname__ = name
+    return tick
 
 
 def broker_urls(bootstrap: str) -> str:
@@ -155,18 +176,15 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
             for e in events:
                 await stream.ack(e)
 
-    @app.timer(interval=settings.sensor_silence_scan_s)
-    async def sensor_silence_scan() -> None:
+    async def _sensor_silence_scan() -> None:
         processor = await runtime.processor()
         await processor.check_silent_sensors()
 
-    @app.timer(interval=settings.deadline_scan_s)
-    async def deadline_scan() -> None:
+    async def _deadline_scan() -> None:
         manager = await runtime.cases()
         await manager.scan_deadlines()
 
-    @app.timer(interval=settings.case_stats_s)
-    async def case_stats() -> None:
+    async def _case_stats() -> None:
         manager = await runtime.cases()
         open_counts, ack_times = await manager.case_stats()
         metrics.cases_open.clear()
@@ -177,10 +195,18 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
 
     install_lag_metrics(app, metrics, interval_s=5.0)
 
-    @app.timer(interval=settings.outbox_sweep_s)
-    async def outbox_sweep() -> None:
+    async def _outbox_sweep() -> None:
         processor = await runtime.processor()
         await processor.relay(min_age_s=OUTBOX_SWEEP_MIN_AGE_S)
+
+    for interval, timer in (
+        (settings.sensor_silence_scan_s, _sensor_silence_scan),
+        (settings.deadline_scan_s, _deadline_scan),
+        (settings.case_stats_s, _case_stats),
+        (settings.outbox_sweep_s, _outbox_sweep),
+    ):
+        name = timer.__name__.lstrip("_")
+        app.timer(interval=interval, name=f"dispatcher.{name}")(guarded(name, timer))
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

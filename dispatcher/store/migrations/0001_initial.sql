@@ -3,6 +3,7 @@
 
 CREATE TABLE audit_log (
     event_id      uuid PRIMARY KEY,
+    audit_seq     bigserial   NOT NULL,  -- commit order, to check per-citizen ordering
     citizen_id    text        NOT NULL,
     event_kind    text        NOT NULL,
     source_topic  text        NOT NULL,
