@@ -33,9 +33,8 @@ def _print_banner(stack: object, settings: Settings) -> None:
     print(f"  kafka bootstrap : {stack.bootstrap}" + (" (embedded Tansu)" if stack.broker else ""))
     print(f"  database        : {stack.dsn}" + (" (embedded pgserver)" if stack.postgres else ""))
     for w in stack.workers:
-        print(
-            f"  {w.name:15} : http://127.0.0.1:{w.web_port}/healthz  /metrics   log {w.log_path}"
-        )
+        print(f"  {w.name:15} : http://127.0.0.1:{w.web_port}/healthz  /metrics   "
+              f"log {w.log_path}")
     print("  topics          : hospital.discharges, home.sensor-readings, "
           "homecare.nurse-observations -> acute.escalations, dispatcher.dead-letter")
     print("  stop with Ctrl-C", flush=True)
@@ -60,7 +59,10 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             stack.start_worker(web_port=base_port + i)
         for w in stack.workers:
             stack.wait_healthy(w)
+        api = stack.start_api(settings.api_port)
         _print_banner(stack, settings)
+        print(f"  HTTP API        : http://127.0.0.1:{api.web_port}/api/openapi.json "
+              f"(tokens: `dispatcher tokens create --actor ID --team TEAM`)", flush=True)
         if demo:
             from dispatcher import demo as demo_mod
 
@@ -84,7 +86,7 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             sleep_until(stop, args.duration)
             if args.duration is not None:
                 break
-            for w in stack.workers:
+            for w in [*stack.workers, *stack.apis]:
                 if not w.alive():
                     print(f"{w.name} exited ({w.process.returncode}); see {w.log_path}",
                           file=sys.stderr)

@@ -33,11 +33,17 @@ class Settings(BaseModel):
     rebalance_timeout_s: float = Field(default=3.0, gt=0)
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=5000,
+        description="How long the consumer lets the broker hold a fetch (faust fixes 1500).",
+    )
     batch_max: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.02, gt=0)
     outbox_sweep_s: float = Field(default=2.0, gt=0)
     deadline_scan_s: float = Field(default=1.0, gt=0, description="Ack-deadline scan period.")
     case_stats_s: float = Field(default=10.0, gt=0)
+    webhook_poll_s: float = Field(default=0.5, gt=0, description="Due-delivery poll period.")
+    webhook_timeout_s: float = Field(default=5.0, gt=0, description="One webhook POST.")
     sensor_silence_scan_s: float = Field(default=60.0, gt=0, description="Silent-sensor scan.")
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

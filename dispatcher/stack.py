@@ -65,15 +65,27 @@ async def apply_migrations(dsn: str) -> list[int]:
         await conn.close()
 
 
-def healthz(port: int, timeout_s: float = 1.0) -> tuple[int, dict[str, object]]:
-    url = f"http://127.0.0.1:{port}/healthz"
+def http_get(port: int, path: str, timeout_s: float = 1.0) -> tuple[int, dict[str, object]]:
+    """GET a JSON document from a local server: (status, body); (0, {}) when unreachable.
+
+    A body that is not JSON (e.g. a plain 500 page while a worker starts) reads as ``{}``."""
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback
-            return resp.status, json.loads(resp.read())
+            status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except (OSError, ValueError):
+        status, raw = exc.code, exc.read()
+    except OSError:
         return 0, {}
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {}
+    return status, body if isinstance(body, dict) else {}
+
+
+def healthz(port: int, timeout_s: float = 1.0) -> tuple[int, dict[str, object]]:
+    return http_get(port, "/healthz", timeout_s)
 
 
 @dataclass
@@ -108,6 +120,7 @@ class Stack:
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
+    apis: list[WorkerProcess] = field(default_factory=list)
 
     @classmethod
     def start_infra(
@@ -171,6 +184,30 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def start_api(self, port: int | None = None) -> WorkerProcess:
+        """Start the HTTP API (``python -m dispatcher api``) as a child process."""
+        port = port or free_port()
+        env = {**os.environ, **self.settings.to_env(), "DISPATCHER_API_PORT": str(port)}
+        log_path = self.run_dir / "api.log"
+        log = log_path.open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "dispatcher", "api", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        api = WorkerProcess("api", port, proc, log_path, log)
+        self.apis.append(api)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, _ = http_get(port, "/api/openapi.json")
+            if status == 200:
+                return api
+            if not api.alive():
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the API did not come up; see {log_path}")
+
     def wait_healthy(self, worker: WorkerProcess, timeout_s: float = 90.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -186,10 +223,11 @@ class Stack:
         raise TimeoutError(f"{worker.name} not healthy after {timeout_s}s; see {worker.log_path}")
 
     def stop(self) -> None:
-        for worker in self.workers:
+        for worker in [*self.apis, *self.workers]:
             with contextlib.suppress(Exception):
                 worker.stop()
         self.workers.clear()
+        self.apis.clear()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

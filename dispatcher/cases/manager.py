@@ -70,6 +70,11 @@ class CaseManager:
             self._roster_loaded = time.monotonic()
         return self._roster
 
+    @property
+    def current_roster(self) -> Roster | None:
+        """The roster as last loaded (refreshed every ``roster_ttl_s`` by the case work)."""
+        return self._roster
+
     def invalidate_roster(self) -> None:
         self._roster = None
 

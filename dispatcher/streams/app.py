@@ -28,9 +28,11 @@ from dispatcher.cases.lifecycle import CaseDecision
 from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
 from dispatcher.metrics import DispatcherMetrics
+from dispatcher.notify import DeliveryWorker, WebhookSender, roster_secrets
 from dispatcher.pipeline import Incoming, OutboxMessage
 from dispatcher.service import BatchProcessor
 from dispatcher.store.repository import PostgresRepository
+from dispatcher.streams import transport
 from dispatcher.streams.lag import install_lag_metrics
 from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
 
@@ -57,8 +59,8 @@ def guarded(name: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaita
     return tick
 
 
-def broker_urls(bootstrap: str) -> str:
-    return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
+def broker_urls(bootstrap: str, scheme: str = transport.SCHEME) -> str:
+    return ";".join(f"{scheme}://{h.strip()}" for h in bootstrap.split(",") if h.strip())
 
 
 class Runtime:
@@ -71,6 +73,8 @@ class Runtime:
         self._lock = asyncio.Lock()
         self._processor: BatchProcessor | None = None
         self._cases: CaseManager | None = None
+        self._deliveries: DeliveryWorker | None = None
+        self._sender: WebhookSender | None = None
         self.repo: PostgresRepository | None = None
         self.batches = 0
 
@@ -98,6 +102,38 @@ class Runtime:
                 )
             return self._cases
 
+    async def deliveries(self) -> DeliveryWorker:
+        manager = await self.cases()
+        processor = await self.processor()
+        async with self._lock:
+            if self._deliveries is None:
+                assert self.repo is not None
+                self._sender = WebhookSender(timeout_s=self.settings.webhook_timeout_s)
+
+                async def relay() -> None:
+                    await processor.relay()
+
+                self._deliveries = DeliveryWorker(
+                    self.repo.pool,
+                    roster_secrets(lambda: manager.current_roster),
+                    self._sender,
+                    manager.fail_over,
+                    observe_attempt=self.observe_attempt,
+                    after_fail_over=relay,
+                )
+            return self._deliveries
+
+    def observe_attempt(self, team_id: str, outcome: str, status: int | None) -> None:
+        """Webhook attempt counters, labelled by tier (a bounded vocabulary), not team."""
+        roster = self._cases.current_roster if self._cases is not None else None
+        tier = "unknown"
+        if roster is not None:
+            tier = next((t.tier for t in roster.teams if t.team_id == team_id), "unknown")
+        self.metrics.webhook_attempts.labels(tier).inc()
+        if outcome != "delivered":
+            reason = "http_error" if status is not None else "no_response"
+            self.metrics.webhook_failures.labels(tier, reason).inc()
+
     def observe_case(self, decision: CaseDecision) -> None:
         case = decision.case
         first = decision.events[0].detail if decision.events else {}
@@ -112,6 +148,10 @@ class Runtime:
         return self._processor is not None
 
     async def close(self) -> None:
+        if self._deliveries is not None:
+            await self._deliveries.aclose()
+        if self._sender is not None:
+            await self._sender.aclose()
         if self.repo is not None:
             await self.repo.close()
 
@@ -119,6 +159,7 @@ class Runtime:
 def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> faust.App:
     """Build the faust app with its agent, outbox sweep timer and web pages."""
     metrics = metrics or DispatcherMetrics()
+    transport.register(settings.fetch_max_wait_ms)
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap()),
@@ -195,6 +236,10 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
 
     install_lag_metrics(app, metrics, interval_s=5.0)
 
+    async def _webhook_delivery() -> None:
+        worker = await runtime.deliveries()
+        await worker.run_once()
+
     async def _outbox_sweep() -> None:
         processor = await runtime.processor()
         await processor.relay(min_age_s=OUTBOX_SWEEP_MIN_AGE_S)
@@ -204,6 +249,7 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
         (settings.deadline_scan_s, _deadline_scan),
         (settings.case_stats_s, _case_stats),
         (settings.outbox_sweep_s, _outbox_sweep),
+        (settings.webhook_poll_s, _webhook_delivery),
     ):
         name = timer.__name__.lstrip("_")
         app.timer(interval=interval, name=f"dispatcher.{name}")(guarded(name, timer))
