@@ -172,13 +172,25 @@ def describe_escalation(raw: bytes) -> str:
     )
 
 
+def describe_page(raw: bytes) -> str:
+    p = json.loads(raw)
+    target = p["target"]
+    who = target.get("staff_id") or "(team channel)"
+    return (
+        f"case {p['case_id'][:8]} #{p['page_seq']} {p['kind']:15} {p['severity'].upper():8} "
+        f"{p['citizen_id']:12} -> {who} @ {target['team_id']}  ack by {p['ack_deadline'][11:19]}"
+    )
+
+
 def tail(bootstrap: str, stop: threading.Event, partitions: int) -> None:
-    """Print escalations and dead letters as they arrive."""
+    """Print escalations, pages to teams and dead letters as they arrive."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    page_topics = sorted(t for t in consumer.topics() if t.startswith("acute.pages."))
     consumer.assign(
-        [TopicPartition(t, p) for t in (ESCALATIONS, DEAD_LETTER) for p in range(partitions)]
+        [TopicPartition(t, p) for t in (ESCALATIONS, DEAD_LETTER, *page_topics)
+         for p in range(partitions)]
     )
     try:
         while not stop.is_set():
@@ -186,6 +198,8 @@ def tail(bootstrap: str, stop: threading.Event, partitions: int) -> None:
                 for r in records:
                     if tp.topic == ESCALATIONS:
                         print("ESCALATION  " + describe_escalation(r.value), flush=True)
+                    elif tp.topic.startswith("acute.pages."):
+                        print("  PAGE      " + describe_page(r.value), flush=True)
                     else:
                         d = json.loads(r.value)
                         print(
