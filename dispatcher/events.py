@@ -280,7 +280,12 @@ class DeadLetter(_Model):
     partition: int
     offset: int
     key_b64: str | None = None
-    original_b64: str = Field(description="The original message bytes, base64.")
+    original_b64: str = Field(
+        description="The original message bytes, base64 (the first 64 KiB when truncated)."
+    )
+    original_size: int = Field(default=0, ge=0, description="Size of the original in bytes.")
+    original_sha256: str | None = Field(default=None, description="SHA-256 of the original.")
+    original_truncated: bool = False
     error: FieldError = Field(description="The first error; all errors are in 'errors'.")
     errors: list[FieldError] = Field(min_length=1)
     event_id: UUID | None = Field(default=None, description="The event id, when it was readable.")

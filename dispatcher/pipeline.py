@@ -105,9 +105,16 @@ def dead_letter_id_for(msg: Incoming) -> UUID:
     return uuid5(ESCALATION_NAMESPACE, f"dlq:{msg.topic}:{msg.partition}:{msg.offset}:{digest}")
 
 
+# A dead letter carries at most this much of the original message: an oversized input must not
+# make an oversized output that the broker refuses (which would jam the outbox behind it).
+MAX_DEAD_LETTER_ORIGINAL = 64 * 1024
+
+
 def make_dead_letter(
     msg: Incoming, errors: list[FieldError], now: datetime, event_id: UUID | None
 ) -> DeadLetter:
+    original = msg.value or b""
+    kept = original[:MAX_DEAD_LETTER_ORIGINAL]
     return DeadLetter(
         dead_letter_id=dead_letter_id_for(msg),
         rejected_at=now,
@@ -115,7 +122,10 @@ def make_dead_letter(
         partition=msg.partition,
         offset=msg.offset,
         key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
-        original_b64=base64.b64encode(msg.value or b"").decode(),
+        original_b64=base64.b64encode(kept).decode(),
+        original_size=len(original),
+        original_sha256=hashlib.sha256(original).hexdigest(),
+        original_truncated=len(kept) < len(original),
         error=errors[0],
         errors=errors,
         event_id=event_id,
