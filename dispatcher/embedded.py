@@ -81,6 +81,14 @@ class EmbeddedBroker:
             raise
         return broker
 
+    def restart(self) -> None:
+        """Stop and start the broker on the same port. Tansu keeps nothing in memory across
+        this: topics, messages and consumer-group offsets are gone afterwards."""
+        log_path = self.log_path
+        self.stop()
+        fresh = EmbeddedBroker.start(port=self.port, log_path=log_path)
+        self.process, self._log = fresh.process, fresh._log
+
     def stop(self, kill: bool = False) -> None:
         if self.process.poll() is None:
             if kill:

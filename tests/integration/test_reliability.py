@@ -228,3 +228,94 @@ class TestDatabaseOutage:
         # Nothing could be stored, so no committed offset may have moved forward.
         assert {k: v for k, v in during.items() if v > before.get(k, -1)} == {}
         assert_nothing_lost(fault_stack, load.result)
+
+
+class TestReplay:
+    def test_replaying_every_topic_from_the_start_changes_nothing(self, fault_stack: Stack
+                                                                  ) -> None:
+        """A worker of a new consumer group re-reads all topics from the earliest offset: not
+        one new audit row, escalation, case decision or page results."""
+
+        async def counts() -> tuple[int, ...]:
+            conn = await asyncpg.connect(fault_stack.dsn)
+            try:
+                return tuple([
+                    int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+                    for table in ("audit_log", "escalations", "dead_letters",
+                                  "case_escalations", "case_events", "outbox")
+                ])
+            finally:
+                await conn.close()
+
+        live_worker(fault_stack)
+        assert reconcile_until_ok(fault_stack).ok
+        before = asyncio.run(counts())
+        inputs = len(reconcile.read_topics(fault_stack.bootstrap, list(INPUT_TOPICS)))
+        settings = fault_stack.settings
+        fault_stack.settings = settings.model_copy(update={"app_id": "acute-dispatcher-replay"})
+        try:
+            replay = fault_stack.start_worker(name="replay-group")
+        finally:
+            fault_stack.settings = settings
+        try:
+            fault_stack.wait_healthy(replay)
+            deadline = time.monotonic() + 90
+            consumed = 0.0
+            while time.monotonic() < deadline and consumed < inputs:
+                consumed = consumed_inputs(replay.web_port)
+                time.sleep(1.0)
+            assert consumed >= inputs
+            time.sleep(3.0)  # anything it (wrongly) decided would be stored by now
+            assert asyncio.run(counts()) == before
+        finally:
+            replay.stop(signal.SIGTERM)
+
+
+def consumed_inputs(port: int) -> float:
+    """Sum of dispatcher_events_consumed_total over the input topics, from /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+        text = resp.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("dispatcher_events_consumed_total{") and any(
+            f'topic="{t}"' in line for t in INPUT_TOPICS
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class TestBrokerRestart:
+    def test_workers_reconnect_after_broker_restart(self, fault_stack: Stack) -> None:
+        """After the (memory-only) broker restarts, the worker reconnects on its own and the next
+        deteriorating observation escalates."""
+        if fault_stack.broker is None:
+            pytest.skip("DISPATCHER_KAFKA_BOOTSTRAP names an outside broker; cannot restart it")
+        worker = live_worker(fault_stack)
+        fault_stack.broker.restart()
+        from kafka import KafkaProducer
+
+        from dispatcher.topics import NURSE_OBSERVATIONS
+        from tests import helpers
+        from tests.integration.conftest import TopicReader
+
+        deadline = time.monotonic() + 120
+        cid = helpers.citizen()
+        found: list[dict[str, Any]] = []
+        producer = KafkaProducer(bootstrap_servers=fault_stack.bootstrap, acks="all")
+        reader = None
+        try:
+            while time.monotonic() < deadline and not found:
+                obs = helpers.deteriorating(cid)
+                producer.send(NURSE_OBSERVATIONS, key=cid.encode(),
+                              value=json.dumps(obs).encode()).get(timeout=30)
+                if reader is None:
+                    reader = TopicReader(fault_stack.bootstrap, ESCALATIONS)
+                found = reader.wait_for(lambda e: e["citizen_id"] == cid, timeout_s=10.0)
+        finally:
+            producer.close(5)
+            if reader is not None:
+                reader.close()
+        assert found, "no escalation within 120 s of the broker restart"
+        assert worker.alive()
