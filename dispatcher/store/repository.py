@@ -55,6 +55,73 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# One round trip to start a batch: the event ids already audited, and the contexts of the
+# batch's citizens, locked in citizen order (so two workers never deadlock on them).
+LOAD_BATCH = """
+WITH locked AS (
+    SELECT citizen_id, context::text AS context FROM citizen_context
+    WHERE citizen_id = ANY($2::text[]) ORDER BY citizen_id FOR UPDATE
+)
+SELECT
+    ARRAY(SELECT event_id FROM audit_log WHERE event_id = ANY($1::uuid[])) AS seen,
+    ARRAY(SELECT citizen_id FROM locked ORDER BY citizen_id) AS citizens,
+    ARRAY(SELECT context FROM locked ORDER BY citizen_id) AS contexts
+"""
+
+# One round trip to store a whole plan: every table is written from arrays (one element per
+# row), and the outbox ids come back. Data-modifying CTEs always run to completion, whether or
+# not the outer query reads them; an empty array inserts nothing.
+STORE_PLAN = """
+WITH audit AS (
+    INSERT INTO audit_log (event_id, citizen_id, event_kind, source_topic, source_partition,
+                           source_offset, occurred_at, outcome, severity, assessment, payload)
+    SELECT event_id, citizen_id, event_kind, source_topic, source_partition, source_offset,
+           occurred_at, outcome, severity, assessment::jsonb, payload::jsonb
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],
+                $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[])
+         WITH ORDINALITY
+         AS t(event_id, citizen_id, event_kind, source_topic, source_partition, source_offset,
+              occurred_at, outcome, severity, assessment, payload, n)
+    ORDER BY n  -- audit_seq follows the plan's (consumption) order
+),
+context AS (
+    INSERT INTO citizen_context (citizen_id, context, updated_at)
+    SELECT citizen_id, context::jsonb, now()
+    FROM unnest($12::text[], $13::text[]) AS t(citizen_id, context)
+    ON CONFLICT (citizen_id)
+    DO UPDATE SET context = EXCLUDED.context, updated_at = now()
+),
+escalation AS (
+    INSERT INTO escalations (escalation_id, case_id, citizen_id, severity, route_tier,
+                             route_team, payload, created_at)
+    SELECT escalation_id, case_id, citizen_id, severity, route_tier, route_team,
+           payload::jsonb, created_at
+    FROM unnest($14::uuid[], $15::uuid[], $16::text[], $17::text[], $18::text[], $19::text[],
+                $20::text[], $21::timestamptz[])
+         AS t(escalation_id, case_id, citizen_id, severity, route_tier, route_team, payload,
+              created_at)
+    ON CONFLICT (escalation_id) DO NOTHING
+),
+dead_letter AS (
+    INSERT INTO dead_letters (dead_letter_id, source_topic, source_partition, source_offset,
+                              event_id, error_field, error_reason, errors, original,
+                              rejected_at)
+    SELECT dead_letter_id, source_topic, source_partition, source_offset, event_id,
+           error_field, error_reason, errors::jsonb, decode(original, 'base64'), rejected_at
+    FROM unnest($22::uuid[], $23::text[], $24::int[], $25::bigint[], $26::uuid[], $27::text[],
+                $28::text[], $29::text[], $30::text[], $31::timestamptz[])
+         AS t(dead_letter_id, source_topic, source_partition, source_offset, event_id,
+              error_field, error_reason, errors, original, rejected_at)
+    ON CONFLICT (dead_letter_id) DO NOTHING
+)
+INSERT INTO outbox (topic, key, value)
+SELECT topic, key, value
+FROM unnest($32::text[], $33::bytea[], $34::bytea[]) WITH ORDINALITY AS t(topic, key, value, n)
+ORDER BY n
+RETURNING id
+"""
+
+
 class PostgresRepository:
     """asyncpg implementation over the tables in ``migrations/``."""
 
@@ -77,19 +144,11 @@ class PostgresRepository:
         self, event_ids: Sequence[UUID], citizen_ids: Sequence[str], planner: Planner
     ) -> StoredBatch:
         async with self._pool.acquire() as conn, conn.transaction():
-            seen_rows = await conn.fetch(
-                "SELECT event_id FROM audit_log WHERE event_id = ANY($1::uuid[])",
-                list(event_ids),
-            )
-            ctx_rows = await conn.fetch(
-                "SELECT citizen_id, context FROM citizen_context "
-                "WHERE citizen_id = ANY($1::text[]) ORDER BY citizen_id FOR UPDATE",
-                sorted(set(citizen_ids)),
-            )
-            seen = {r["event_id"] for r in seen_rows}
+            row = await conn.fetchrow(LOAD_BATCH, list(event_ids), sorted(set(citizen_ids)))
+            assert row is not None
+            seen = set(row["seen"])
             contexts = {
-                r["citizen_id"]: CitizenContext.model_validate_json(r["context"])
-                for r in ctx_rows
+                cid: CitizenContext.model_validate_json(raw) for cid, raw in zip(row["citizens"], row["contexts"])
             }
             plan = planner(seen, contexts)
             return await self._store_with_outbox(conn, plan)
@@ -116,95 +175,57 @@ class PostgresRepository:
             return await self._store_with_outbox(conn, plan)
 
     async def _store_with_outbox(self, conn: asyncpg.Connection, plan: BatchPlan) -> StoredBatch:
-        await self._store(conn, plan)
+        """Everything the plan stores, in one statement (one round trip)."""
         outbox = plan.outbox()
-        ids: list[int] = []
-        if outbox:
-            rows = await conn.fetch(
-                "INSERT INTO outbox (topic, key, value) "
-                "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) RETURNING id",
-                [m.topic for m in outbox],
-                [m.key for m in outbox],
-                [m.value for m in outbox],
-            )
-            ids = [r["id"] for r in rows]
-        return StoredBatch(plan, ids)
-
-    async def _store(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
-        if plan.audits:
-            await conn.executemany(
-                """INSERT INTO audit_log (event_id, citizen_id, event_kind, source_topic,
-                       source_partition, source_offset, occurred_at, outcome, severity,
-                       assessment, payload)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb)""",
-                [
-                    (
-                        a.event.event_id,
-                        a.event.citizen_id,
-                        a.assessment.event_kind,
-                        a.incoming.topic,
-                        a.incoming.partition,
-                        a.incoming.offset,
-                        a.event.occurred_at,
-                        a.outcome,
-                        a.assessment.severity,
-                        a.assessment.model_dump_json(),
-                        a.event.model_dump_json(),
-                    )
-                    for a in plan.audits
-                ],
-            )
-        if plan.contexts:
-            await conn.executemany(
-                """INSERT INTO citizen_context (citizen_id, context, updated_at)
-                   VALUES ($1, $2::jsonb, now())
-                   ON CONFLICT (citizen_id)
-                   DO UPDATE SET context = EXCLUDED.context, updated_at = now()""",
-                [(cid, ctx.model_dump_json()) for cid, ctx in plan.contexts.items()],
-            )
-        if plan.escalations:
-            await conn.executemany(
-                """INSERT INTO escalations (escalation_id, case_id, citizen_id, severity,
-                       route_tier, route_team, payload, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-                   ON CONFLICT (escalation_id) DO NOTHING""",
-                [
-                    (
-                        e.escalation_id,
-                        e.case_id,
-                        e.citizen_id,
-                        e.severity,
-                        e.route.tier,
-                        e.route.team,
-                        e.model_dump_json(),
-                        e.created_at,
-                    )
-                    for e in plan.escalations
-                ],
-            )
-        if plan.dead_letters:
-            await conn.executemany(
-                """INSERT INTO dead_letters (dead_letter_id, source_topic, source_partition,
-                       source_offset, event_id, error_field, error_reason, errors, original,
-                       rejected_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, decode($9, 'base64'), $10)
-                   ON CONFLICT (dead_letter_id) DO NOTHING""",
-                [
-                    (
-                        d.dead_letter_id,
-                        d.source_topic,
-                        d.partition,
-                        d.offset,
-                        d.event_id,
-                        d.error.field,
-                        d.error.reason,
-                        _json([e.model_dump() for e in d.errors]),
-                        d.original_b64,
-                        d.rejected_at,
-                    )
-                    for d in plan.dead_letters
-                ],
-            )
+        if not (plan.audits or plan.contexts or plan.escalations or plan.dead_letters):
+            return StoredBatch(plan, [])
+        audits = plan.audits
+        contexts = plan.contexts
+        escalations = plan.escalations
+        letters = plan.dead_letters
+        rows = await conn.fetch(
+            STORE_PLAN,
+            # audit_log
+            [a.event.event_id for a in audits],
+            [a.event.citizen_id for a in audits],
+            [a.assessment.event_kind for a in audits],
+            [a.incoming.topic for a in audits],
+            [a.incoming.partition for a in audits],
+            [a.incoming.offset for a in audits],
+            [a.event.occurred_at for a in audits],
+            [a.outcome for a in audits],
+            [a.assessment.severity for a in audits],
+            [a.assessment.model_dump_json() for a in audits],
+            [a.event.model_dump_json() for a in audits],
+            # citizen_context
+            list(contexts),
+            [c.model_dump_json() for c in contexts.values()],
+            # escalations
+            [e.escalation_id for e in escalations],
+            [e.case_id for e in escalations],
+            [e.citizen_id for e in escalations],
+            [e.severity for e in escalations],
+            [e.route.tier for e in escalations],
+            [e.route.team for e in escalations],
+            [e.model_dump_json() for e in escalations],
+            [e.created_at for e in escalations],
+            # dead_letters
+            [d.dead_letter_id for d in letters],
+            [d.source_topic for d in letters],
+            [d.partition for d in letters],
+            [d.offset for d in letters],
+            [d.event_id for d in letters],
+            [d.error.field for d in letters],
+            [d.error.reason for d in letters],
+            [_json([e.model_dump() for e in d.errors]) for d in letters],
+            [d.original_b64 for d in letters],
+            [d.rejected_at for d in letters],
+            # outbox
+            [m.topic for m in outbox],
+            [m.key for m in outbox],
+            [m.value for m in outbox],
+        )
+        return StoredBatch(plan, [r["id"] for r in rows])
 
     async def relay_outbox(
         self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,
