@@ -15,7 +15,9 @@ Guarantees this module is responsible for:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,9 +113,10 @@ class BatchProcessor:
             self._observe(batch.plan)
             if await self.relay(batch.outbox_ids) and batch.plan.escalations:
                 self._metrics.observe_event_to_push(batch.plan, self._clock())
-        for msg in messages:
-            self._metrics.events_consumed.labels(msg.topic).inc()
-            self._metrics.last_event_timestamp.labels(msg.topic).set(time.time())
+        consumed_at = time.time()
+        for topic, n in Counter(msg.topic for msg in messages).items():
+            self._metrics.events_consumed.labels(topic).inc(n)
+            self._metrics.last_event_timestamp.labels(topic).set(consumed_at)
         return stored
 
     async def check_silent_sensors(self, limit: int = 5000) -> StoredBatch | None:
@@ -216,17 +219,30 @@ class BatchProcessor:
                     delay = min(delay * 2, self._retry.max_delay_s)
 
     def _observe(self, plan: BatchPlan) -> None:
-        for d in plan.dead_letters:
-            self._metrics.events_rejected.labels(d.source_topic, _category(d.error.field)).inc()
-        for dup in plan.duplicates:
-            self._metrics.duplicates.labels(dup.incoming.topic).inc()
-        for a in plan.audits:
-            if a.assessment.news2 is not None:
-                self._metrics.assessments.labels(a.assessment.news2.risk).inc()
-        for e in plan.escalations:
-            self._metrics.escalations.labels(e.severity, e.route.tier).inc()
+        """Metrics (one label lookup per distinct label set of the batch) and decision logs."""
+        m = self._metrics
+        for (topic, category), n in Counter(
+            (d.source_topic, _category(d.error.field)) for d in plan.dead_letters
+        ).items():
+            m.events_rejected.labels(topic, category).inc(n)
+        for topic, n in Counter(dup.incoming.topic for dup in plan.duplicates).items():
+            m.duplicates.labels(topic).inc(n)
+        for risk, n in Counter(
+            a.assessment.news2.risk for a in plan.audits if a.assessment.news2 is not None
+        ).items():
+            m.assessments.labels(risk).inc(n)
+        for (severity, tier), n in Counter(
+            (e.severity, e.route.tier) for e in plan.escalations
+        ).items():
+            m.escalations.labels(severity, tier).inc(n)
+        # Escalated decisions log at info; the rest at debug, skipped whole when debug is off.
+        debug = _debug_enabled()
+        if not plan.escalations and not debug:
+            return
         case_of = {i: str(e.case_id) for e in plan.escalations for i in e.triggered_by}
         for a in plan.audits:
+            if not (a.assessment.escalate or debug):
+                continue
             with structlog.contextvars.bound_contextvars(
                 event_id=str(a.event.event_id), case_id=case_of.get(a.event.event_id)
             ):
@@ -237,3 +253,9 @@ class BatchProcessor:
                     severity=a.assessment.severity,
                     rules=[r.rule_id for r in a.assessment.reasons],
                 )
+
+
+def _debug_enabled() -> bool:
+    """Whether the configured structlog logger would write a debug line."""
+    is_enabled_for = getattr(log.bind(), "is_enabled_for", None)
+    return True if is_enabled_for is None else bool(is_enabled_for(logging.DEBUG))
