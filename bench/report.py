@@ -257,10 +257,10 @@ def _profile_lines(profile: dict[str, Any] | None) -> list[str]:
 def plot(results: dict[str, Any], path: Path) -> bool:
     """Write the PNG; False if matplotlib is not installed."""
     try:
-        import matplotlib  # noqa: PLC0415 - optional (the bench extra)
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415 - after choosing the backend
+        import matplotlib.pyplot as plt
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))

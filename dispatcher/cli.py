@@ -33,10 +33,11 @@ def _print_banner(stack: object, settings: Settings) -> None:
     print(f"  kafka bootstrap : {stack.bootstrap}" + (" (embedded Tansu)" if stack.broker else ""))
     print(f"  database        : {stack.dsn}" + (" (embedded pgserver)" if stack.postgres else ""))
     for w in stack.workers:
-        print(f"  {w.name:15} : http://127.0.0.1:{w.web_port}/healthz  /metrics   "
-              f"log {w.log_path}")
-    print("  topics          : hospital.discharges, home.sensor-readings, "
-          "homecare.nurse-observations -> acute.escalations, dispatcher.dead-letter")
+        print(f"  {w.name:15} : http://127.0.0.1:{w.web_port}/healthz  /metrics   log {w.log_path}")
+    print(
+        "  topics          : hospital.discharges, home.sensor-readings, "
+        "homecare.nurse-observations -> acute.escalations, dispatcher.dead-letter"
+    )
     print("  stop with Ctrl-C", flush=True)
 
 
@@ -48,8 +49,8 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
     _install_stop_handlers(stop)
     from dispatcher.stack import seed_roster_text
 
-    roster_text = Path(args.roster).read_text(encoding="utf-8") if args.roster else (
-        seed_roster_text()
+    roster_text = (
+        Path(args.roster).read_text(encoding="utf-8") if args.roster else (seed_roster_text())
     )
     stack = Stack.start_infra(settings, Path(settings.data_dir).resolve(), roster_text)
     threads: list[threading.Thread] = []
@@ -61,20 +62,24 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             stack.wait_healthy(w)
         api = stack.start_api(settings.api_port)
         _print_banner(stack, settings)
-        print(f"  HTTP API        : http://127.0.0.1:{api.web_port}/api/openapi.json "
-              f"(tokens: `dispatcher tokens create --actor ID --team TEAM`)", flush=True)
+        print(
+            f"  HTTP API        : http://127.0.0.1:{api.web_port}/api/openapi.json "
+            f"(tokens: `dispatcher tokens create --actor ID --team TEAM`)",
+            flush=True,
+        )
         if demo:
             from dispatcher import demo as demo_mod
 
-            print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n",
-                  flush=True)
+            print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n", flush=True)
             threads = [
                 threading.Thread(
-                    target=demo_mod.run_traffic, args=(stack.bootstrap, args.rate, stop),
+                    target=demo_mod.run_traffic,
+                    args=(stack.bootstrap, args.rate, stop),
                     daemon=True,
                 ),
                 threading.Thread(
-                    target=demo_mod.tail, args=(stack.bootstrap, stop, settings.partitions),
+                    target=demo_mod.tail,
+                    args=(stack.bootstrap, stop, settings.partitions),
                     daemon=True,
                 ),
             ]
@@ -88,8 +93,10 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
                 break
             for w in [*stack.workers, *stack.apis]:
                 if not w.alive():
-                    print(f"{w.name} exited ({w.process.returncode}); see {w.log_path}",
-                          file=sys.stderr)
+                    print(
+                        f"{w.name} exited ({w.process.returncode}); see {w.log_path}",
+                        file=sys.stderr,
+                    )
                     return 1
     finally:
         stop.set()
@@ -138,8 +145,10 @@ def cmd_schemas(args: argparse.Namespace) -> int:
         return 0
     stale = schemas.drift(folder)
     if stale:
-        print("schemas drifted from the models (run `dispatcher schemas write`): "
-              + ", ".join(stale), file=sys.stderr)
+        print(
+            "schemas drifted from the models (run `dispatcher schemas write`): " + ", ".join(stale),
+            file=sys.stderr,
+        )
         return 1
     print("schemas up to date")
     return 0
@@ -173,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=1)
     demo.add_argument("--rate", type=float, default=20.0, help="messages per second")
     demo.add_argument("--duration", type=float, default=None, help="seconds, then stop")
-    demo.add_argument("--roster", default=None, help="roster YAML to load if none is (default: seed)")
+    demo.add_argument(
+        "--roster", default=None, help="roster YAML to load if none is (default: seed)"
+    )
 
     sub.add_parser("worker", help="run one faust worker (needs broker and database env)")
     sub.add_parser("migrate", help="apply database migrations")
@@ -183,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--dir", default=str(REPO_SCHEMAS))
 
     rec = sub.add_parser(
-        "reconcile", help="prove nothing was lost: every input has an outcome, every "
-        "escalation was published and reached the case manager"
+        "reconcile",
+        help="prove nothing was lost: every input has an outcome, every "
+        "escalation was published and reached the case manager",
     )
     rec.add_argument("--grace", type=float, default=10.0, help="seconds allowed in flight")
     rec.add_argument("--json", action="store_true")

@@ -73,9 +73,7 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
     if raw is None or len(raw) == 0:
         return Rejected(_err("$", "empty message"))
     if len(raw) > MAX_MESSAGE_BYTES:
-        return Rejected(
-            _err("$", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
-        )
+        return Rejected(_err("$", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"))
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -189,8 +189,11 @@ def tail(bootstrap: str, stop: threading.Event, partitions: int) -> None:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     page_topics = sorted(t for t in consumer.topics() if t.startswith("acute.pages."))
     consumer.assign(
-        [TopicPartition(t, p) for t in (ESCALATIONS, DEAD_LETTER, *page_topics)
-         for p in range(partitions)]
+        [
+            TopicPartition(t, p)
+            for t in (ESCALATIONS, DEAD_LETTER, *page_topics)
+            for p in range(partitions)
+        ]
     )
     try:
         while not stop.is_set():

@@ -84,9 +84,7 @@ class EventEnvelope(_Model):
 
     event_id: UUID = Field(description="Unique id of this event; duplicates are ignored.")
     schema_version: Literal[1] = Field(description="Version of this contract; 1 for now.")
-    occurred_at: AwareDatetime = Field(
-        description="When it happened, RFC 3339 with a UTC offset."
-    )
+    occurred_at: AwareDatetime = Field(description="When it happened, RFC 3339 with a UTC offset.")
     source: ShortText = Field(description="Publishing system, e.g. 'rh-sp' or 'kmd-nexus'.")
     citizen_id: PseudonymousId
 

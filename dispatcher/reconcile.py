@@ -90,37 +90,49 @@ def reconcile(snap: Snapshot, now: datetime, grace: timedelta = timedelta(second
         ):
             report.dead_lettered += 1
         else:
-            report.problems.append({
-                "problem": "no_outcome",
-                "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-                "event_id": str(eid) if eid else None,
-                "sha256": hashlib.sha256(msg.value or b"").hexdigest()[:16],
-            })
+            report.problems.append(
+                {
+                    "problem": "no_outcome",
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                    "event_id": str(eid) if eid else None,
+                    "sha256": hashlib.sha256(msg.value or b"").hexdigest()[:16],
+                }
+            )
     report.escalations = len(snap.escalations_db)
     for topic, created in snap.unpublished_outbox:
         if now - created > grace:
-            report.problems.append({"problem": "unpublished_outbox", "topic": topic,
-                                    "created_at": created.isoformat()})
+            report.problems.append(
+                {"problem": "unpublished_outbox", "topic": topic, "created_at": created.isoformat()}
+            )
     for esc_id, created in snap.escalations_db.items():
         copies = snap.escalations_on_topic.get(esc_id, 0)
         if copies == 0 and now - created > grace:
-            report.problems.append({"problem": "escalation_not_on_topic",
-                                    "escalation_id": str(esc_id)})
+            report.problems.append(
+                {"problem": "escalation_not_on_topic", "escalation_id": str(esc_id)}
+            )
         report.escalation_copies_on_topic += max(0, copies - 1)
         if esc_id not in snap.escalations_at_case_manager and now - created > grace:
-            report.problems.append({"problem": "escalation_not_at_case_manager",
-                                    "escalation_id": str(esc_id)})
-    report.problems += [{"problem": "delivery_stuck", "delivery_id": d}
-                        for d in snap.stuck_deliveries]
-    report.problems += [{"problem": "undeliverable_without_failover", "delivery_id": d}
-                        for d in snap.undeliverable_without_failover]
-    report.problems += [{"problem": "delivered_twice", "delivery_id": d}
-                        for d in snap.deliveries_delivered_twice]
+            report.problems.append(
+                {"problem": "escalation_not_at_case_manager", "escalation_id": str(esc_id)}
+            )
+    report.problems += [
+        {"problem": "delivery_stuck", "delivery_id": d} for d in snap.stuck_deliveries
+    ]
+    report.problems += [
+        {"problem": "undeliverable_without_failover", "delivery_id": d}
+        for d in snap.undeliverable_without_failover
+    ]
+    report.problems += [
+        {"problem": "delivered_twice", "delivery_id": d} for d in snap.deliveries_delivered_twice
+    ]
     return report
 
 
-def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 60.0,
-                quiet_s: float = 1.5) -> list[Incoming]:
+def read_topics(
+    bootstrap: str, topics: Sequence[str], timeout_s: float = 60.0, quiet_s: float = 1.5
+) -> list[Incoming]:
     """Read the given topics from the beginning until nothing more arrives for ``quiet_s``.
 
     We do not stop at the end offsets ListOffsets reports: the embedded Tansu broker (0.6)
@@ -131,11 +143,15 @@ def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 60.0,
 
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     try:
-        tps = [TopicPartition(t, p) for t in topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         if not tps:
             return []
         consumer.assign(tps)
@@ -149,12 +165,15 @@ def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 60.0,
                 raise TimeoutError("could not read the topics to their end")
             batch = consumer.poll(timeout_ms=300)
             for tp, records in batch.items():
-                out.extend(Incoming(tp.topic, tp.partition, r.offset, r.key, r.value)
-                           for r in records)
+                out.extend(
+                    Incoming(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records
+                )
             if batch:
                 quiet_since = time.monotonic()
-            elif (all(consumer.position(tp) >= end[tp] for tp in tps)
-                  and time.monotonic() - quiet_since >= quiet_s):
+            elif (
+                all(consumer.position(tp) >= end[tp] for tp in tps)
+                and time.monotonic() - quiet_since >= quiet_s
+            ):
                 return out
     finally:
         consumer.close()
@@ -171,22 +190,39 @@ async def collect(bootstrap: str, dsn: str) -> Snapshot:
     try:
         audited = {r[0] for r in await conn.fetch("SELECT event_id FROM audit_log")}
         dead = await conn.fetch("SELECT dead_letter_id, event_id FROM dead_letters")
-        escalations = {r[0]: r[1] for r in await conn.fetch(
-            "SELECT escalation_id, created_at FROM escalations")}
-        unpublished = [(r[0], r[1]) for r in await conn.fetch(
-            "SELECT topic, created_at FROM outbox WHERE published_at IS NULL")]
-        at_cases = {r[0] for r in await conn.fetch(
-            "SELECT escalation_id FROM case_escalations")}
-        stuck = [str(r[0]) for r in await conn.fetch(
-            "SELECT delivery_id FROM deliveries WHERE state = 'pending' "
-            "AND deadline_at < now() - interval '30 seconds'")]
-        no_failover = [str(r[0]) for r in await conn.fetch(
-            "SELECT d.delivery_id FROM deliveries d WHERE d.state = 'undeliverable' "
-            "AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = d.case_id "
-            "AND e.action IN ('delivery_failed', 're_escalated', 'acknowledged', 'resolved'))")]
-        twice = [str(r[0]) for r in await conn.fetch(
-            "SELECT delivery_id FROM delivery_attempts WHERE outcome = 'delivered' "
-            "GROUP BY delivery_id HAVING count(*) > 1")]
+        escalations = {
+            r[0]: r[1]
+            for r in await conn.fetch("SELECT escalation_id, created_at FROM escalations")
+        }
+        unpublished = [
+            (r[0], r[1])
+            for r in await conn.fetch(
+                "SELECT topic, created_at FROM outbox WHERE published_at IS NULL"
+            )
+        ]
+        at_cases = {r[0] for r in await conn.fetch("SELECT escalation_id FROM case_escalations")}
+        stuck = [
+            str(r[0])
+            for r in await conn.fetch(
+                "SELECT delivery_id FROM deliveries WHERE state = 'pending' "
+                "AND deadline_at < now() - interval '30 seconds'"
+            )
+        ]
+        no_failover = [
+            str(r[0])
+            for r in await conn.fetch(
+                "SELECT d.delivery_id FROM deliveries d WHERE d.state = 'undeliverable' "
+                "AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = d.case_id "
+                "AND e.action IN ('delivery_failed', 're_escalated', 'acknowledged', 'resolved'))"
+            )
+        ]
+        twice = [
+            str(r[0])
+            for r in await conn.fetch(
+                "SELECT delivery_id FROM delivery_attempts WHERE outcome = 'delivered' "
+                "GROUP BY delivery_id HAVING count(*) > 1"
+            )
+        ]
     finally:
         await conn.close()
     topic_counts: Counter[UUID] = Counter()
@@ -223,10 +259,14 @@ async def run(bootstrap: str, dsn: str, grace_s: float = 10.0) -> Report:
 
 
 def summarise(report: Report, limit: int = 20) -> Iterable[str]:
-    yield (f"inputs read {report.inputs_read}: accepted {report.accepted}, duplicates "
-           f"{report.duplicates}, dead-lettered {report.dead_lettered}")
-    yield (f"escalations {report.escalations}, extra copies on the topic "
-           f"{report.escalation_copies_on_topic}")
+    yield (
+        f"inputs read {report.inputs_read}: accepted {report.accepted}, duplicates "
+        f"{report.duplicates}, dead-lettered {report.dead_lettered}"
+    )
+    yield (
+        f"escalations {report.escalations}, extra copies on the topic "
+        f"{report.escalation_copies_on_topic}"
+    )
     yield "OK: nothing lost" if report.ok else f"PROBLEMS: {len(report.problems)}"
     for p in report.problems[:limit]:
         yield "  " + orjson.dumps(p).decode()

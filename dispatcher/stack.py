@@ -29,7 +29,6 @@ from dispatcher.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from dispatcher.store.migrate import migrate
 from dispatcher.topics import ensure_topics
 
-
 SEED_ROSTER = "seed_roster.yaml"
 
 
@@ -71,7 +70,7 @@ def http_get(port: int, path: str, timeout_s: float = 1.0) -> tuple[int, dict[st
     A body that is not JSON (e.g. a plain 500 page while a worker starts) reads as ``{}``."""
     url = f"http://127.0.0.1:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
@@ -150,7 +149,9 @@ class Stack:
                     load_roster_if_empty(stack.settings.dsn(), roster_text, "roster")
                 )
             ensure_topics(
-                stack.bootstrap, settings.partitions, settings.replication,
+                stack.bootstrap,
+                settings.partitions,
+                settings.replication,
                 extra=tuple(page_topics),
             )
         except BaseException:
@@ -174,7 +175,7 @@ class Stack:
         env = {**os.environ, **self.settings.to_env(), "DISPATCHER_WEB_PORT": str(port)}
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        proc = subprocess.Popen(
             [sys.executable, "-m", "dispatcher", "worker"],
             env=env,
             stdout=log,
@@ -213,8 +214,7 @@ class Stack:
         while time.monotonic() < deadline:
             if not worker.alive():
                 raise RuntimeError(
-                    f"{worker.name} exited with {worker.process.returncode}; "
-                    f"see {worker.log_path}"
+                    f"{worker.name} exited with {worker.process.returncode}; see {worker.log_path}"
                 )
             status, body = healthz(worker.web_port)
             if status == 200:

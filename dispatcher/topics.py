@@ -6,6 +6,7 @@ co-partitions them: one worker owns every event of a citizen, in order.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import structlog
@@ -49,13 +50,11 @@ def ensure_topics(
         existing = set(admin.list_topics())
         missing = [t for t in (*ALL_TOPICS, *extra) if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 admin.create_topics(
                     [NewTopic(t, partitions, replication) for t in missing],
                     validate_only=False,
                 )
-            except TopicAlreadyExistsError:
-                pass
             log.info("topics_created", topics=missing, partitions=partitions)
         return missing
     finally:

@@ -69,6 +69,7 @@ def discharge(citizen_id: str, at: datetime | None = None, **extra: Any) -> dict
     return envelope(citizen_id, t, **body)
 
 
-def sensor(citizen_id: str, kind: str, value: float, unit: str, at: datetime | None = None
-           ) -> dict[str, Any]:
+def sensor(
+    citizen_id: str, kind: str, value: float, unit: str, at: datetime | None = None
+) -> dict[str, Any]:
     return envelope(citizen_id, at, device_id=f"dev-{kind}-01", kind=kind, value=value, unit=unit)

@@ -90,8 +90,9 @@ class Silence:
     reason: str
     include_critical: bool = False
 
-    def matches(self, citizen_id: str, rule_ids: Sequence[str], severity: str, now: datetime
-                ) -> bool:
+    def matches(
+        self, citizen_id: str, rule_ids: Sequence[str], severity: str, now: datetime
+    ) -> bool:
         if citizen_id != self.citizen_id or not (self.starts_at <= now < self.ends_at):
             return False
         if severity == "critical" and not self.include_critical:
@@ -123,8 +124,15 @@ class CaseEvent:
 
 
 Action = Literal[
-    "opened", "attached", "raised", "inhibited", "silenced", "re_escalated", "acknowledged",
-    "resolved", "duplicate",
+    "opened",
+    "attached",
+    "raised",
+    "inhibited",
+    "silenced",
+    "re_escalated",
+    "acknowledged",
+    "resolved",
+    "duplicate",
 ]
 
 
@@ -157,6 +165,7 @@ def on_escalation(
     open_case: Case | None,
     silences: Sequence[Silence],
     route_for: Callable[[str], RouteDecision],
+    *,
     now: datetime,
     page_seq: int,
     meta: dict[str, Any] | None = None,
@@ -171,15 +180,29 @@ def on_escalation(
     silence = next(
         (s for s in silences if s.matches(esc.citizen_id, rules, esc.severity, now)), None
     )
-    base_detail = {"escalation_id": str(esc.escalation_id), "severity": esc.severity,
-                   "rules": rules}
+    base_detail = {
+        "escalation_id": str(esc.escalation_id),
+        "severity": esc.severity,
+        "rules": rules,
+    }
 
     if open_case is None:
         if silence is not None:
             return CaseDecision(
-                "silenced", None, None,
-                (CaseEvent(SYSTEM, "silenced", {**base_detail, "silence_id": str(silence.silence_id),
-                                                "author": silence.author}),),
+                "silenced",
+                None,
+                None,
+                (
+                    CaseEvent(
+                        SYSTEM,
+                        "silenced",
+                        {
+                            **base_detail,
+                            "silence_id": str(silence.silence_id),
+                            "author": silence.author,
+                        },
+                    ),
+                ),
                 silence_id=silence.silence_id,
             )
         decision = route_for(esc.severity)
@@ -198,7 +221,9 @@ def on_escalation(
         )
         page = _page(case, page_seq, "new", f"new case: {', '.join(rules)}")
         return CaseDecision(
-            "opened", case, page,
+            "opened",
+            case,
+            page,
             (
                 CaseEvent(SYSTEM, "opened", {**base_detail, "route_steps": list(decision.steps)}),
                 CaseEvent(SYSTEM, "paged", {"page_seq": page.page_seq, **page.target.as_dict()}),
@@ -216,44 +241,70 @@ def on_escalation(
             ack_minutes=ack_minutes,
             ack_deadline=now + timedelta(minutes=ack_minutes),
             updated_at=now,
-            detail={**open_case.detail, "rules": sorted({*open_case.detail.get("rules", []),
-                                                         *rules}),
-                    "route_steps": list(decision.steps)},
+            detail={
+                **open_case.detail,
+                "rules": sorted({*open_case.detail.get("rules", []), *rules}),
+                "route_steps": list(decision.steps),
+            },
         )
-        events = [CaseEvent(SYSTEM, "severity_raised",
-                            {**base_detail, "from": open_case.severity,
-                             "route_steps": list(decision.steps)})]
+        events = [
+            CaseEvent(
+                SYSTEM,
+                "severity_raised",
+                {**base_detail, "from": open_case.severity, "route_steps": list(decision.steps)},
+            )
+        ]
         if silence is not None:
-            events.append(CaseEvent(SYSTEM, "silenced",
-                                    {"silence_id": str(silence.silence_id)}))
+            events.append(CaseEvent(SYSTEM, "silenced", {"silence_id": str(silence.silence_id)}))
             return CaseDecision("raised", raised, None, tuple(events), silence.silence_id)
-        page = _page(raised, page_seq, "severity_raised",
-                     f"severity raised {open_case.severity} -> {esc.severity}")
-        events.append(CaseEvent(SYSTEM, "paged", {"page_seq": page.page_seq,
-                                                  **page.target.as_dict()}))
+        page = _page(
+            raised,
+            page_seq,
+            "severity_raised",
+            f"severity raised {open_case.severity} -> {esc.severity}",
+        )
+        events.append(
+            CaseEvent(SYSTEM, "paged", {"page_seq": page.page_seq, **page.target.as_dict()})
+        )
         return CaseDecision("raised", raised, page, tuple(events))
 
     attached = replace(
         open_case,
         updated_at=now,
-        detail={**open_case.detail,
-                "rules": sorted({*open_case.detail.get("rules", []), *rules})},
+        detail={**open_case.detail, "rules": sorted({*open_case.detail.get("rules", []), *rules})},
     )
     if open_case.tier == "doctor" and esc.route.tier != "doctor":
         return CaseDecision(
-            "inhibited", attached, None,
-            (CaseEvent(SYSTEM, "inhibited",
-                       {**base_detail, "by": "open doctor-level case",
-                        "would_route_to": esc.route.tier}),),
+            "inhibited",
+            attached,
+            None,
+            (
+                CaseEvent(
+                    SYSTEM,
+                    "inhibited",
+                    {
+                        **base_detail,
+                        "by": "open doctor-level case",
+                        "would_route_to": esc.route.tier,
+                    },
+                ),
+            ),
         )
     return CaseDecision(
-        "attached", attached, None,
+        "attached",
+        attached,
+        None,
         (CaseEvent(SYSTEM, "attached", {**base_detail, "note": "same or lower severity"}),),
     )
 
 
-def escalate_one_rung(case: Case, now: datetime, page_seq: int, why: str,
-                      kind: Literal["re_escalated", "delivery_failed"]) -> CaseDecision:
+def escalate_one_rung(
+    case: Case,
+    now: datetime,
+    page_seq: int,
+    why: str,
+    kind: Literal["re_escalated", "delivery_failed"],
+) -> CaseDecision:
     """Move an unacknowledged case one rung up its chain and page that rung."""
     if case.state not in AWAITING_ACK:
         raise TransitionError(f"case is {case.state.value}; nothing to re-escalate")
@@ -269,10 +320,22 @@ def escalate_one_rung(case: Case, now: datetime, page_seq: int, why: str,
     reason = why + ("; already at the last rung: paging it again" if repeat else "")
     page = _page(moved, page_seq, kind, reason)
     return CaseDecision(
-        "re_escalated", moved, page,
-        (CaseEvent(SYSTEM, kind, {"from_level": case.level, "to_level": level, "reason": reason,
-                                  **moved.target.as_dict()}),
-         CaseEvent(SYSTEM, "paged", {"page_seq": page_seq, **moved.target.as_dict()})),
+        "re_escalated",
+        moved,
+        page,
+        (
+            CaseEvent(
+                SYSTEM,
+                kind,
+                {
+                    "from_level": case.level,
+                    "to_level": level,
+                    "reason": reason,
+                    **moved.target.as_dict(),
+                },
+            ),
+            CaseEvent(SYSTEM, "paged", {"page_seq": page_seq, **moved.target.as_dict()}),
+        ),
     )
 
 
@@ -281,8 +344,11 @@ def on_ack_timeout(case: Case, now: datetime, page_seq: int) -> CaseDecision | N
     if case.state not in AWAITING_ACK or now < case.ack_deadline:
         return None
     return escalate_one_rung(
-        case, now, page_seq,
-        f"not acknowledged within {case.ack_minutes} min", "re_escalated",
+        case,
+        now,
+        page_seq,
+        f"not acknowledged within {case.ack_minutes} min",
+        "re_escalated",
     )
 
 
@@ -298,20 +364,33 @@ def acknowledge(case: Case, actor: str, now: datetime) -> CaseDecision:
         raise TransitionError("case is resolved")
     if case.state == CaseState.ACKNOWLEDGED:
         return CaseDecision("acknowledged", case, None, ())
-    acked = replace(case, state=CaseState.ACKNOWLEDGED, acknowledged_at=now,
-                    acknowledged_by=actor, updated_at=now)
-    return CaseDecision("acknowledged", acked, None,
-                        (CaseEvent(actor, "acknowledged", {"level": case.level}),))
+    acked = replace(
+        case,
+        state=CaseState.ACKNOWLEDGED,
+        acknowledged_at=now,
+        acknowledged_by=actor,
+        updated_at=now,
+    )
+    return CaseDecision(
+        "acknowledged", acked, None, (CaseEvent(actor, "acknowledged", {"level": case.level}),)
+    )
 
 
-def resolve(case: Case, actor: str, outcome: Outcome, now: datetime, note: str | None = None
-            ) -> CaseDecision:
+def resolve(
+    case: Case, actor: str, outcome: Outcome, now: datetime, note: str | None = None
+) -> CaseDecision:
     if case.state == CaseState.RESOLVED:
         raise TransitionError("case is already resolved")
-    done = replace(case, state=CaseState.RESOLVED, resolved_at=now, resolved_by=actor,
-                   outcome=outcome, updated_at=now,
-                   acknowledged_at=case.acknowledged_at or now,
-                   acknowledged_by=case.acknowledged_by or actor)
+    done = replace(
+        case,
+        state=CaseState.RESOLVED,
+        resolved_at=now,
+        resolved_by=actor,
+        outcome=outcome,
+        updated_at=now,
+        acknowledged_at=case.acknowledged_at or now,
+        acknowledged_by=case.acknowledged_by or actor,
+    )
     detail: dict[str, Any] = {"outcome": outcome}
     if note:
         detail["note"] = note

@@ -50,6 +50,7 @@ class CaseManager:
         self,
         pool: asyncpg.Pool,
         relay: Callable[[], Any],
+        *,
         clock: Callable[[], datetime] = utcnow,
         retry: RetryPolicy | None = None,
         roster_ttl_s: float = 5.0,
@@ -123,13 +124,18 @@ class CaseManager:
             ctx = json.loads(ctx_raw) if ctx_raw else {}
             load = await store.staff_load(conn) if roster is not None else {}
             seq = await store.next_page_seq(conn, open_case.case_id) if open_case else 1
-            meta = {"municipality": ctx.get("municipality"), "district": ctx.get("district"),
-                    "competence": esc.route.competence}
+            meta = {
+                "municipality": ctx.get("municipality"),
+                "district": ctx.get("district"),
+                "competence": esc.route.competence,
+            }
 
             def route_for(severity: str) -> RouteDecision:
-                return self._route(esc, severity, ctx, roster, load, now)
+                return self._route(esc, severity, ctx, roster, load=load, now=now)
 
-            decision = on_escalation(esc, open_case, silences, route_for, now, seq, meta)
+            decision = on_escalation(
+                esc, open_case, silences, route_for, now=now, page_seq=seq, meta=meta
+            )
             case_id = decision.case.case_id if decision.case else None
             if decision.case is not None:
                 await store.save_case(conn, decision.case)
@@ -137,22 +143,39 @@ class CaseManager:
             await conn.execute(
                 "INSERT INTO case_escalations (escalation_id, case_id, citizen_id, action, "
                 "silence_id) VALUES ($1, $2, $3, $4, $5)",
-                esc.escalation_id, case_id, esc.citizen_id, decision.action, decision.silence_id,
+                esc.escalation_id,
+                case_id,
+                esc.citizen_id,
+                decision.action,
+                decision.silence_id,
             )
             if decision.page is not None and decision.case is not None:
                 await store.emit_page(
-                    conn, roster, decision.case, decision.page,
-                    json.loads(esc.model_dump_json()), now,
+                    conn,
+                    roster,
+                    decision.case,
+                    decision.page,
+                    json.loads(esc.model_dump_json()),
+                    now,
                 )
-            log.info("case_decided", case_id=str(case_id) if case_id else None,
-                     escalation_id=str(esc.escalation_id), action=decision.action,
-                     paged=decision.page is not None)
+            log.info(
+                "case_decided",
+                case_id=str(case_id) if case_id else None,
+                escalation_id=str(esc.escalation_id),
+                action=decision.action,
+                paged=decision.page is not None,
+            )
             return decision
 
     @staticmethod
     def _route(
-        esc: Escalation, severity: str, ctx: dict[str, Any], roster: Roster | None,
-        load: dict[str, int], now: datetime,
+        esc: Escalation,
+        severity: str,
+        ctx: dict[str, Any],
+        roster: Roster | None,
+        *,
+        load: dict[str, int],
+        now: datetime,
     ) -> RouteDecision:
         if roster is None:
             # No roster loaded: the first route from the rules, then the doctor's team name.
@@ -166,7 +189,7 @@ class CaseManager:
             district=ctx.get("district"),
             palliative=esc.route.tier == "palliative",
         )
-        return route(req, roster, now, load)
+        return route(req, roster, now, load=load)
 
     async def scan_deadlines(self) -> list[CaseDecision]:
         """Re-escalate every case whose acknowledgement deadline has passed."""
@@ -182,10 +205,11 @@ class CaseManager:
         out: list[CaseDecision] = []
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT {store.CASE_COLUMNS} FROM cases "
+                f"SELECT {store.CASE_COLUMNS} FROM cases "  # noqa: S608 - constant column list
                 "WHERE state IN ('open', 'notified', 're_escalated') AND ack_deadline <= $1 "
                 "ORDER BY ack_deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
-                now, DEADLINE_SCAN_LIMIT,
+                now,
+                DEADLINE_SCAN_LIMIT,
             )
             roster = await self.roster(conn) if rows else None
             for row in rows:
@@ -219,8 +243,9 @@ class CaseManager:
             [(r["severity"], max(0.0, float(r["s"]))) for r in acked],
         )
 
-    async def fail_over(self, conn: asyncpg.Connection, case_id: UUID, now: datetime
-                        ) -> CaseDecision | None:
+    async def fail_over(
+        self, conn: asyncpg.Connection, case_id: UUID, now: datetime
+    ) -> CaseDecision | None:
         """A push to the case's current target was undeliverable: move to the next rung.
 
         Runs inside the caller's transaction (the delivery loop's)."""
@@ -235,12 +260,19 @@ class CaseManager:
         return decision
 
     @staticmethod
-    async def _persist_rung(conn: asyncpg.Connection, roster: Roster | None,
-                            decision: CaseDecision, now: datetime) -> None:
+    async def _persist_rung(
+        conn: asyncpg.Connection, roster: Roster | None, decision: CaseDecision, now: datetime
+    ) -> None:
         case: Case | None = decision.case
-        assert case is not None and decision.page is not None
+        assert case is not None
+        assert decision.page is not None
         await store.save_case(conn, case)
         await store.append_events(conn, case.case_id, decision.events, now)
         await store.emit_page(conn, roster, case, decision.page, None, now)
-        log.warning("case_re_escalated", case_id=str(case.case_id), level=case.level,
-                    team=case.team_id, reason=decision.page.reason)
+        log.warning(
+            "case_re_escalated",
+            case_id=str(case.case_id),
+            level=case.level,
+            team=case.team_id,
+            reason=decision.page.reason,
+        )

@@ -59,7 +59,9 @@ class Shift(_Strict):
         return tz
 
     def covers(self, now: datetime) -> bool:
-        """True when ``now`` falls inside this shift (an overnight shift belongs to its start day)."""
+        """True when ``now`` falls inside this shift.
+
+        An overnight shift belongs to the day it starts on."""
         local = now.astimezone(ZoneInfo(self.timezone))
         t = local.time()
         if self.start == self.end:  # a 24-hour shift

@@ -58,6 +58,7 @@ def _pick_staff(
     roster: Roster,
     competence: str,
     now: datetime,
+    *,
     load: Mapping[str, int],
     steps: list[str],
 ) -> StaffMember | None:
@@ -83,7 +84,7 @@ def _pick_staff(
 
 def _doctor(roster: Roster, now: datetime, load: Mapping[str, int], steps: list[str]) -> Target:
     team = roster.team(roster.doctor_team)
-    doc = _pick_staff(team, roster, "doctor", now, load, steps)
+    doc = _pick_staff(team, roster, "doctor", now, load=load, steps=steps)
     return Target(team.team_id, "doctor", doc.staff_id if doc else None, "doctor")
 
 
@@ -102,6 +103,7 @@ def route(
     req: RouteRequest,
     roster: Roster,
     now: datetime,
+    *,
     load: Mapping[str, int] | None = None,
     max_nurse_rungs: int = 2,
 ) -> RouteDecision:
@@ -126,15 +128,21 @@ def route(
         steps.append("palliative pathway: palliative team, never an emergency-call pathway")
 
     candidates = sorted(
-        (t for t in roster.teams if t.tier == wanted_tier and t.covers(req.municipality,
-                                                                       req.district)),
+        (
+            t
+            for t in roster.teams
+            if t.tier == wanted_tier and t.covers(req.municipality, req.district)
+        ),
         key=lambda t: (-t.covers(req.municipality, req.district), t.team_id),
     )
     if not candidates and req.palliative:
         steps.append("no palliative team covers the citizen: acute nurses instead")
         candidates = sorted(
-            (t for t in roster.teams if t.tier == "nurse"
-             and t.covers(req.municipality, req.district)),
+            (
+                t
+                for t in roster.teams
+                if t.tier == "nurse" and t.covers(req.municipality, req.district)
+            ),
             key=lambda t: (-t.covers(req.municipality, req.district), t.team_id),
         )
     if not candidates:
@@ -152,7 +160,7 @@ def route(
     for team in ordered:
         if len(chain) >= max_nurse_rungs:
             break
-        member = _pick_staff(team, roster, competence, now, load, steps)
+        member = _pick_staff(team, roster, competence, now, load=load, steps=steps)
         if member is not None:
             chain.append(Target(team.team_id, team.tier, member.staff_id, competence))
     if not chain and ordered:

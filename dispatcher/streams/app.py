@@ -52,7 +52,7 @@ def guarded(name: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaita
             await fn()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - logged; the next tick retries
+        except Exception as exc:
             log.warning("timer_failed", timer=name, error=type(exc).__name__)
 
     tick.__name__ = tick.__qualname__ = name
@@ -80,9 +80,7 @@ class Runtime:
 
     async def send(self, messages: Sequence[OutboxMessage]) -> None:
         producer = self.app.producer
-        futures = [
-            await producer.send(m.topic, m.key, m.value, None, None, None) for m in messages
-        ]
+        futures = [await producer.send(m.topic, m.key, m.value, None, None, None) for m in messages]
         await asyncio.gather(*futures)
 
     async def processor(self) -> BatchProcessor:

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def run_dir() -> Iterator[Path]:
     # Short path: pgserver puts its unix socket in here (107-byte limit).
-    with tempfile.TemporaryDirectory(prefix="dsp-", dir="/tmp") as d:  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="dsp-", dir="/tmp") as d:
         yield Path(d)
 
 
@@ -105,8 +105,9 @@ class TopicReader:
                 return found
         return [m for m in self.seen if match(m)]
 
-    def settle(self, match: Callable[[dict[str, Any]], bool], quiet_s: float = 3.0
-               ) -> list[dict[str, Any]]:
+    def settle(
+        self, match: Callable[[dict[str, Any]], bool], quiet_s: float = 3.0
+    ) -> list[dict[str, Any]]:
         """Keep reading for ``quiet_s`` more seconds and return every match (to count extras)."""
         deadline = time.monotonic() + quiet_s
         while time.monotonic() < deadline:

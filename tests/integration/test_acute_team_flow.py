@@ -73,7 +73,11 @@ async def wait_for(check: Any, timeout_s: float = 30.0) -> Any:
 
 class TestAcuteTeamFlow:
     async def test_push_ack_and_no_reescalation(
-        self, stack: Stack, api: WorkerProcess, db: Any, publish: Publish,
+        self,
+        stack: Stack,
+        api: WorkerProcess,
+        db: Any,
+        publish: Publish,
         receiver: tuple[FlakyReceiver, int],
     ) -> None:
         """A case for a Rudersdal citizen is pushed to the team's flaky webhook until one 2xx,
@@ -88,27 +92,36 @@ class TestAcuteTeamFlow:
         roster = yaml.safe_load(seed_roster_text())
         for team in roster["teams"]:
             if team["team_id"] == TEAM:
-                team["channels"] = {"kafka": True,
-                                    "webhook": {"url": f"http://127.0.0.1:{port}/hook",
-                                                "secret": SECRET}}
+                team["channels"] = {
+                    "kafka": True,
+                    "webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET},
+                }
         async with aiohttp.ClientSession() as http:
-            async with http.put(f"{base}/roster", json=roster,
-                                headers={"Authorization": f"Bearer {admin}"}) as resp:
+            async with http.put(
+                f"{base}/roster", json=roster, headers={"Authorization": f"Bearer {admin}"}
+            ) as resp:
                 assert resp.status == 200, await resp.text()
             await asyncio.sleep(6.0)  # the workers re-read the roster every 5 s
 
             cid = helpers.citizen()
-            dis = helpers.discharge(cid, municipality="Rudersdal", district="Holte",
-                                    diagnoses=["J44.1"])
+            dis = helpers.discharge(
+                cid, municipality="Rudersdal", district="Holte", diagnoses=["J44.1"]
+            )
             publish(DISCHARGES, dis, None)
 
             async def audited() -> bool:
-                return bool(await db.fetchval(
-                    "SELECT 1 FROM audit_log WHERE event_id = $1::uuid", dis["event_id"]))
+                return bool(
+                    await db.fetchval(
+                        "SELECT 1 FROM audit_log WHERE event_id = $1::uuid", dis["event_id"]
+                    )
+                )
 
             assert await wait_for(audited)
-            publish(NURSE_OBSERVATIONS, helpers.observation(
-                cid, respiration_rate=22, spo2=94, pulse=112, temperature=38.4), None)
+            publish(
+                NURSE_OBSERVATIONS,
+                helpers.observation(cid, respiration_rate=22, spo2=94, pulse=112, temperature=38.4),
+                None,
+            )
 
             async def delivered() -> bool:
                 return any(status == 200 for _, _, status in flaky.requests)
@@ -121,33 +134,49 @@ class TestAcuteTeamFlow:
             for headers, body, _ in flaky.requests:
                 verify(SECRET, headers, body)
             page = json.loads(flaky.requests[-1][1])
-            assert page["citizen_id"] == cid and page["target"]["team_id"] == TEAM
+            assert page["citizen_id"] == cid
+            assert page["target"]["team_id"] == TEAM
 
             case_id = page["case_id"]
             attempts = await db.fetch(
                 "SELECT a.status_code, a.outcome FROM delivery_attempts a "
                 "JOIN deliveries d USING (delivery_id) WHERE d.case_id = $1::uuid "
-                "ORDER BY a.attempt", case_id)
+                "ORDER BY a.attempt",
+                case_id,
+            )
             assert [(a["status_code"], a["outcome"]) for a in attempts] == [
-                (500, "retry"), (500, "retry"), (200, "delivered")]
+                (500, "retry"),
+                (500, "retry"),
+                (200, "delivered"),
+            ]
 
-            async with http.post(f"{base}/cases/{case_id}/ack",
-                                 headers={"Authorization": f"Bearer {theirs}"}) as resp:
+            async with http.post(
+                f"{base}/cases/{case_id}/ack", headers={"Authorization": f"Bearer {theirs}"}
+            ) as resp:
                 assert resp.status == 403
-            async with http.post(f"{base}/cases/{case_id}/ack",
-                                 headers={"Authorization": f"Bearer {mine}"}) as resp:
+            async with http.post(
+                f"{base}/cases/{case_id}/ack", headers={"Authorization": f"Bearer {mine}"}
+            ) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["case"]["state"] == "acknowledged"
 
-        await db.execute("UPDATE cases SET ack_deadline = now() - interval '1 minute' "
-                         "WHERE case_id = $1::uuid", case_id)
+        await db.execute(
+            "UPDATE cases SET ack_deadline = now() - interval '1 minute' WHERE case_id = $1::uuid",
+            case_id,
+        )
         await asyncio.sleep(3.0)  # several deadline scans
-        row = await db.fetchrow("SELECT state, level FROM cases WHERE case_id = $1::uuid",
-                                case_id)
+        row = await db.fetchrow("SELECT state, level FROM cases WHERE case_id = $1::uuid", case_id)
         assert (row["state"], row["level"]) == ("acknowledged", 0)
-        actions = [r["action"] for r in await db.fetch(
-            "SELECT action FROM case_events WHERE case_id = $1::uuid ORDER BY id", case_id)]
-        assert "acknowledged" in actions and "re_escalated" not in actions
-        ack = await db.fetchrow("SELECT actor FROM case_events WHERE case_id = $1::uuid "
-                                "AND action = 'acknowledged'", case_id)
+        actions = [
+            r["action"]
+            for r in await db.fetch(
+                "SELECT action FROM case_events WHERE case_id = $1::uuid ORDER BY id", case_id
+            )
+        ]
+        assert "acknowledged" in actions
+        assert "re_escalated" not in actions
+        ack = await db.fetchrow(
+            "SELECT actor FROM case_events WHERE case_id = $1::uuid AND action = 'acknowledged'",
+            case_id,
+        )
         assert ack["actor"] == "rn-rud-01"

@@ -38,35 +38,57 @@ def _without(field: str) -> dict[str, Any]:
 CASES: list[tuple[str, bytes, str, str]] = [
     # id, raw bytes, expected error field, fragment of the reason
     ("not-json", b"this is not json", "$", "JSON"),
-    ("latin-1", "{\"note\": \"bl\u00e5\"}".encode("latin-1"), "$", "UTF-8"),
+    ("latin-1", '{"note": "bl\u00e5"}'.encode("latin-1"), "$", "UTF-8"),
     ("empty", b"", "$", "empty"),
-    ("one-megabyte", b"{\"pad\": \"" + b"x" * 1_000_000 + b"\"}", "$", "limit"),
+    ("one-megabyte", b'{"pad": "' + b"x" * 1_000_000 + b'"}', "$", "limit"),
     ("missing-field", json.dumps(_without("citizen_id")).encode(), "citizen_id", "required"),
     ("wrong-type", json.dumps(_obs(pulse="fast")).encode(), "pulse", "integer"),
-    ("unknown-version", json.dumps(_obs(schema_version=3)).encode(), "schema_version",
-     "unsupported"),
-    ("far-future", json.dumps(_obs(occurred_at=(datetime.now(UTC) + timedelta(days=2))
-                                   .isoformat())).encode(), "occurred_at", "future"),
-    ("far-past", json.dumps(_obs(occurred_at=(datetime.now(UTC) - timedelta(days=800))
-                                 .isoformat())).encode(), "occurred_at", "older"),
+    (
+        "unknown-version",
+        json.dumps(_obs(schema_version=3)).encode(),
+        "schema_version",
+        "unsupported",
+    ),
+    (
+        "far-future",
+        json.dumps(_obs(occurred_at=(datetime.now(UTC) + timedelta(days=2)).isoformat())).encode(),
+        "occurred_at",
+        "future",
+    ),
+    (
+        "far-past",
+        json.dumps(
+            _obs(occurred_at=(datetime.now(UTC) - timedelta(days=800)).isoformat())
+        ).encode(),
+        "occurred_at",
+        "older",
+    ),
     ("nan", b'{"event_id": "7d1f0c2e-0000-4000-8000-000000000001", "spo2": NaN}', "$", "JSON"),
     ("cpr-as-id", json.dumps(_obs(citizen_id="010203-1234")).encode(), "citizen_id", "CPR"),
 ]
 
 
 class TestDeadLetters:
-    @pytest.mark.parametrize(("case_id", "raw", "field", "fragment"), CASES,
-                             ids=[c[0] for c in CASES])
+    @pytest.mark.parametrize(
+        ("case_id", "raw", "field", "fragment"), CASES, ids=[c[0] for c in CASES]
+    )
     def test_bad_message_is_dead_lettered_with_field_and_reason(
-        self, publish: Publish, dead_letters: TopicReader, worker: WorkerProcess,
-        case_id: str, raw: bytes, field: str, fragment: str,
+        self,
+        publish: Publish,
+        dead_letters: TopicReader,
+        worker: WorkerProcess,
+        case_id: str,
+        raw: bytes,
+        field: str,
+        fragment: str,
     ) -> None:
         """Each kind of bad input lands on the dead-letter topic naming the field and reason,
         with the original bytes, and the worker keeps running."""
         publish(NURSE_OBSERVATIONS, raw, f"key-{case_id}")
         key = f"key-{case_id}".encode()
         found = dead_letters.wait_for(
-            lambda d: d.get("key_b64") and base64.b64decode(d["key_b64"]) == key)
+            lambda d: d.get("key_b64") and base64.b64decode(d["key_b64"]) == key
+        )
         assert len(found) == 1, case_id
         letter = found[0]
         assert letter["original_size"] == len(raw)
@@ -92,9 +114,12 @@ class TestQuarantine:
         import asyncio
 
         assert await asyncio.to_thread(wait_audited, stack, obs["event_id"]) in (
-            "escalated", "assessed")
-        row = await db.fetchrow("SELECT assessment FROM audit_log WHERE event_id = $1::uuid",
-                                obs["event_id"])
+            "escalated",
+            "assessed",
+        )
+        row = await db.fetchrow(
+            "SELECT assessment FROM audit_log WHERE event_id = $1::uuid", obs["event_id"]
+        )
         assessment = json.loads(row["assessment"])
         assert {q["field"] for q in assessment["quarantined"]} == {"spo2", "pulse"}
         assert "spo2" in assessment["news2"]["missing"]

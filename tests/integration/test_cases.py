@@ -39,8 +39,7 @@ def roster_of(stack: Stack) -> Roster:
     return asyncio.run(_load())
 
 
-def discharged_copd_citizen(publish: Publish, stack: Stack, district: str = "Gladsaxe Nord"
-                            ) -> str:
+def discharged_copd_citizen(publish: Publish, stack: Stack, district: str = "Gladsaxe Nord") -> str:
     cid = helpers.citizen()
     dis = helpers.discharge(cid, municipality="Gladsaxe", district=district, diagnoses=["J44.1"])
     publish(DISCHARGES, dis, None)
@@ -63,7 +62,8 @@ class TestRouting:
             pages.close()
         assert len(found) == 1
         page = found[0]
-        assert page["kind"] == "new" and page["severity"] == "high"
+        assert page["kind"] == "new"
+        assert page["severity"] == "high"
         roster = roster_of(stack)
         now = datetime.now(UTC)
         on_shift = [m for m in roster.members("acute-nurses-gladsaxe") if m.on_shift(now)]
@@ -88,8 +88,9 @@ class TestGrouping:
         doctor = TopicReader(stack.bootstrap, page_topic("on-call-doctor"))
         try:
             publish(NURSE_OBSERVATIONS, high_but_not_critical(cid), None)
-            assert len(await asyncio.to_thread(nurses.wait_for, lambda p: p["citizen_id"] == cid)
-                       ) == 1
+            assert (
+                len(await asyncio.to_thread(nurses.wait_for, lambda p: p["citizen_id"] == cid)) == 1
+            )
             publish(NURSE_OBSERVATIONS, high_but_not_critical(cid), None)
             publish(NURSE_OBSERVATIONS, helpers.deteriorating(cid), None)
             doc_pages = await asyncio.to_thread(doctor.wait_for, lambda p: p["citizen_id"] == cid)
@@ -101,8 +102,9 @@ class TestGrouping:
         finally:
             nurses.close()
             doctor.close()
-        cases = await db.fetch("SELECT case_id, severity, tier FROM cases WHERE citizen_id = $1",
-                               cid)
+        cases = await db.fetch(
+            "SELECT case_id, severity, tier FROM cases WHERE citizen_id = $1", cid
+        )
         assert [(c["severity"], c["tier"]) for c in cases] == [("critical", "doctor")]
         actions = await db.fetch(
             "SELECT action FROM case_escalations WHERE citizen_id = $1 ORDER BY received_at", cid
@@ -123,14 +125,14 @@ class TestDeadlines:
         publish(NURSE_OBSERVATIONS, high_but_not_critical(cid), None)
         case = None
         for _ in range(150):
-            case = await db.fetchrow("SELECT case_id, chain FROM cases WHERE citizen_id = $1",
-                                     cid)
+            case = await db.fetchrow("SELECT case_id, chain FROM cases WHERE citizen_id = $1", cid)
             if case:
                 break
             await asyncio.sleep(0.1)
         assert case is not None
         chain = json.loads(case["chain"])
-        assert chain[-1]["tier"] == "doctor" and len(chain) >= 2
+        assert chain[-1]["tier"] == "doctor"
+        assert len(chain) >= 2
 
         old = next(w for w in stack.workers if w.alive())
         old.stop(signal.SIGKILL)
@@ -139,14 +141,17 @@ class TestDeadlines:
             new = stack.start_worker(name="restarted-worker")
             # Every rung's deadline passes while we watch (simulated by moving it to now).
             for _ in range(len(chain) - 1):
-                await db.execute("UPDATE cases SET ack_deadline = now() WHERE case_id = $1",
-                                 case["case_id"])
+                await db.execute(
+                    "UPDATE cases SET ack_deadline = now() WHERE case_id = $1", case["case_id"]
+                )
                 await asyncio.to_thread(stack.wait_healthy, new)
-                before = await db.fetchval("SELECT level FROM cases WHERE case_id = $1",
-                                           case["case_id"])
+                before = await db.fetchval(
+                    "SELECT level FROM cases WHERE case_id = $1", case["case_id"]
+                )
                 for _ in range(150):
-                    level = await db.fetchval("SELECT level FROM cases WHERE case_id = $1",
-                                              case["case_id"])
+                    level = await db.fetchval(
+                        "SELECT level FROM cases WHERE case_id = $1", case["case_id"]
+                    )
                     if level > before:
                         break
                     await asyncio.sleep(0.1)

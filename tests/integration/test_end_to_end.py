@@ -52,13 +52,9 @@ class TestNurseObservationEscalates:
         # Nothing else arrives later for this citizen.
         assert len(escalations.settle(for_citizen(cid))) == 1
 
-        rows = await db.fetch(
-            "SELECT outcome, severity FROM audit_log WHERE citizen_id = $1", cid
-        )
+        rows = await db.fetch("SELECT outcome, severity FROM audit_log WHERE citizen_id = $1", cid)
         assert [(r["outcome"], r["severity"]) for r in rows] == [("escalated", "critical")]
-        stored = await db.fetchval(
-            "SELECT count(*) FROM escalations WHERE citizen_id = $1", cid
-        )
+        stored = await db.fetchval("SELECT count(*) FROM escalations WHERE citizen_id = $1", cid)
         assert stored == 1
 
     async def test_normal_observation_is_audited_but_not_escalated(
@@ -135,7 +131,10 @@ class TestDeadLetter:
         assert count == 1
 
     def test_not_json_is_dead_lettered_and_worker_keeps_going(
-        self, publish: Publish, dead_letters: TopicReader, escalations: TopicReader,
+        self,
+        publish: Publish,
+        dead_letters: TopicReader,
+        escalations: TopicReader,
         worker: WorkerProcess,
     ) -> None:
         """Bytes that are not JSON are dead-lettered and the next valid event still escalates."""

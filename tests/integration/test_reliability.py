@@ -8,8 +8,8 @@ reconciler (``dispatcher reconcile``), which must find no problem.
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -36,7 +36,7 @@ PARTITIONS = 4
 
 @pytest.fixture(scope="module")
 def fault_stack() -> Iterator[Stack]:
-    d = tempfile.mkdtemp(prefix="dspf-", dir="/tmp")  # noqa: S108 - short socket path
+    d = tempfile.mkdtemp(prefix="dspf-", dir="/tmp")
     settings = Settings.from_env(partitions=PARTITIONS, data_dir=d, batch_within_s=0.01)
     stack = Stack.start_infra(settings, Path(d), seed_roster_text())
     try:
@@ -108,16 +108,22 @@ def assert_nothing_lost(stack: Stack, load: LoadResult) -> None:
     assert load.failed_sends == []
     missing = load.event_ids - wait_all_audited(stack, load)
     report = reconcile_until_ok(stack, timeout_s=5.0 if missing else 90.0)
-    where = sorted({(p["problem"], p.get("topic"), p.get("partition"), p.get("offset"))
-                    for p in report.problems})
+    where = sorted(
+        {
+            (p["problem"], p.get("topic"), p.get("partition"), p.get("offset"))
+            for p in report.problems
+        }
+    )
     if missing:
         located = [
             (m.topic, m.partition, m.offset)
             for m in reconcile.read_topics(stack.bootstrap, list(INPUT_TOPICS))
             if str(reconcile.event_id_of(m.value)) in missing
         ]
-        pytest.fail(f"{len(missing)} events without outcome; reconciler problems {where[:20]}; "
-                    f"on the input topics at {sorted(located)[:20]}")
+        pytest.fail(
+            f"{len(missing)} events without outcome; reconciler problems {where[:20]}; "
+            f"on the input topics at {sorted(located)[:20]}"
+        )
     assert report.problems == []
     copies = escalation_copies(stack, load.escalating)
     assert set(copies) == load.escalating  # every escalation the rules called for is out
@@ -182,14 +188,16 @@ class TestRebalance:
         async def order_violations() -> int:
             conn = await asyncpg.connect(fault_stack.dsn)
             try:
-                return int(await conn.fetchval(
-                    """SELECT count(*) FROM (
+                return int(
+                    await conn.fetchval(
+                        """SELECT count(*) FROM (
                          SELECT source_offset, lag(source_offset) OVER w AS prev
                          FROM audit_log WHERE citizen_id = ANY($1::text[])
                          WINDOW w AS (PARTITION BY citizen_id, source_topic ORDER BY audit_seq)
                        ) t WHERE prev IS NOT NULL AND source_offset < prev""",
-                    load.result.citizens,
-                ))
+                        load.result.citizens,
+                    )
+                )
             finally:
                 await conn.close()
 
@@ -209,8 +217,11 @@ class TestDatabaseOutage:
 
         def committed() -> dict[tuple[str, int], int]:
             offsets = admin.list_group_offsets(group)[group]
-            return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
-                    if tp.topic in INPUT_TOPICS}
+            return {
+                (tp.topic, tp.partition): meta.offset
+                for tp, meta in offsets.items()
+                if tp.topic in INPUT_TOPICS
+            }
 
         before = committed()
         fault_stack.postgres.pause()
@@ -231,19 +242,26 @@ class TestDatabaseOutage:
 
 
 class TestReplay:
-    def test_replaying_every_topic_from_the_start_changes_nothing(self, fault_stack: Stack
-                                                                  ) -> None:
+    def test_replaying_every_topic_from_the_start_changes_nothing(self, fault_stack: Stack) -> None:
         """A worker of a new consumer group re-reads all topics from the earliest offset: not
         one new audit row, escalation, case decision or page results."""
 
         async def counts() -> tuple[int, ...]:
             conn = await asyncpg.connect(fault_stack.dsn)
             try:
-                return tuple([
-                    int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
-                    for table in ("audit_log", "escalations", "dead_letters",
-                                  "case_escalations", "case_events", "outbox")
-                ])
+                return tuple(
+                    [
+                        int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                        for table in (
+                            "audit_log",
+                            "escalations",
+                            "dead_letters",
+                            "case_escalations",
+                            "case_events",
+                            "outbox",
+                        )
+                    ]
+                )
             finally:
                 await conn.close()
 
@@ -275,7 +293,7 @@ def consumed_inputs(port: int) -> float:
     """Sum of dispatcher_events_consumed_total over the input topics, from /metrics."""
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         text = resp.read().decode()
     total = 0.0
     for line in text.splitlines():
@@ -308,8 +326,9 @@ class TestBrokerRestart:
         try:
             while time.monotonic() < deadline and not found:
                 obs = helpers.deteriorating(cid)
-                producer.send(NURSE_OBSERVATIONS, key=cid.encode(),
-                              value=json.dumps(obs).encode()).get(timeout=30)
+                producer.send(
+                    NURSE_OBSERVATIONS, key=cid.encode(), value=json.dumps(obs).encode()
+                ).get(timeout=30)
                 if reader is None:
                     reader = TopicReader(fault_stack.bootstrap, ESCALATIONS)
                 found = reader.wait_for(lambda e: e["citizen_id"] == cid, timeout_s=10.0)

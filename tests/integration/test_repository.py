@@ -40,12 +40,24 @@ class TestSilentSensorScan:
         try:
             p = BatchProcessor(repo, send, DispatcherMetrics(), clock=lambda: clock[0])
             cid = helpers.citizen()
-            await p.handle([
-                Incoming(DISCHARGES, -1, -1, cid.encode(), json.dumps(
-                    helpers.discharge(cid, now - timedelta(hours=1))).encode()),
-                Incoming(SENSOR_READINGS, -1, -2, cid.encode(), json.dumps(
-                    helpers.sensor(cid, "spo2", 95, "%", now)).encode()),
-            ])
+            await p.handle(
+                [
+                    Incoming(
+                        DISCHARGES,
+                        -1,
+                        -1,
+                        cid.encode(),
+                        json.dumps(helpers.discharge(cid, now - timedelta(hours=1))).encode(),
+                    ),
+                    Incoming(
+                        SENSOR_READINGS,
+                        -1,
+                        -2,
+                        cid.encode(),
+                        json.dumps(helpers.sensor(cid, "spo2", 95, "%", now)).encode(),
+                    ),
+                ]
+            )
             clock[0] = now + timedelta(hours=7)
             await p.check_silent_sensors()
             await p.check_silent_sensors()
@@ -57,6 +69,9 @@ class TestSilentSensorScan:
         assert mine[0]["reasons"][0]["rule_id"] == "sensor.silent"
         row = await db.fetchrow(
             "SELECT source_topic, outcome FROM audit_log WHERE citizen_id = $1 "
-            "AND event_kind = 'sensor_silence'", cid)
-        assert row is not None and row["outcome"] == "escalated"
+            "AND event_kind = 'sensor_silence'",
+            cid,
+        )
+        assert row is not None
+        assert row["outcome"] == "escalated"
         assert isinstance(db, asyncpg.Connection)

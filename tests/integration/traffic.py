@@ -27,11 +27,15 @@ class LoadResult:
 
 
 def produce_load(
-    bootstrap: str, count: int, rate: float, seed: int = 1, citizens: int = 40,
+    bootstrap: str,
+    count: int,
+    rate: float,
+    seed: int = 1,
+    citizens: int = 40,
     stop: threading.Event | None = None,
 ) -> LoadResult:
     """Send ``count`` messages at about ``rate``/s (open loop; stops early if ``stop`` is set)."""
-    rng = random.Random(seed)  # noqa: S311 - test data
+    rng = random.Random(seed)
     ids = [helpers.citizen() for _ in range(citizens)]
     result = LoadResult(citizens=ids)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=10)
@@ -44,21 +48,31 @@ def produce_load(
             cid = rng.choice(ids)
             roll = rng.random()
             if roll < 0.03:
-                producer.send(NURSE_OBSERVATIONS, key=cid.encode(),
-                              value=b'{"event_id": "broken", "spo2": "x"}')
+                producer.send(
+                    NURSE_OBSERVATIONS,
+                    key=cid.encode(),
+                    value=b'{"event_id": "broken", "spo2": "x"}',
+                )
                 result.bad += 1
             elif roll < 0.10:
                 body = helpers.deteriorating(cid)
                 result.escalating.add(body["event_id"])
                 result.event_ids.add(body["event_id"])
-                futures.append((body["event_id"], producer.send(
-                    NURSE_OBSERVATIONS, key=cid.encode(), value=json.dumps(body).encode())))
+                futures.append(
+                    (
+                        body["event_id"],
+                        producer.send(
+                            NURSE_OBSERVATIONS, key=cid.encode(), value=json.dumps(body).encode()
+                        ),
+                    )
+                )
             else:
                 body = helpers.sensor(cid, "pulse", rng.randint(60, 90), "/min")
                 result.event_ids.add(body["event_id"])
                 raw = json.dumps(body).encode()
-                futures.append((body["event_id"], producer.send(
-                    SENSOR_READINGS, key=cid.encode(), value=raw)))
+                futures.append(
+                    (body["event_id"], producer.send(SENSOR_READINGS, key=cid.encode(), value=raw))
+                )
                 if rng.random() < 0.05:
                     producer.send(SENSOR_READINGS, key=cid.encode(), value=raw)
                     result.duplicates += 1

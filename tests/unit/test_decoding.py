@@ -32,8 +32,9 @@ class TestRejections:
             (b"x" * (MAX_MESSAGE_BYTES + 1), "limit"),
         ],
     )
-    def test_malformed_bytes_are_rejected_as_a_whole(self, raw: bytes | None, fragment: str
-                                                     ) -> None:
+    def test_malformed_bytes_are_rejected_as_a_whole(
+        self, raw: bytes | None, fragment: str
+    ) -> None:
         """Bytes that are not one JSON object are rejected with field '$' and a reason."""
         result = decode(NURSE_OBSERVATIONS, raw, NOW)
         assert isinstance(result, Rejected)
@@ -96,14 +97,26 @@ class TestFuzz:
         result = decode(NURSE_OBSERVATIONS, raw, NOW)
         assert isinstance(result, Decoded | Rejected)
         if isinstance(result, Rejected):
-            assert result.errors and all(e.field and e.reason for e in result.errors)
+            assert result.errors
+            assert all(e.field and e.reason for e in result.errors)
 
     @settings(max_examples=300, deadline=None)
     @given(
         st.dictionaries(
             st.sampled_from(
-                ["event_id", "schema_version", "occurred_at", "source", "citizen_id", "spo2",
-                 "pulse", "observer", "temperature", "consciousness", "worried"]
+                [
+                    "event_id",
+                    "schema_version",
+                    "occurred_at",
+                    "source",
+                    "citizen_id",
+                    "spo2",
+                    "pulse",
+                    "observer",
+                    "temperature",
+                    "consciousness",
+                    "worried",
+                ]
             ),
             st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
         )

@@ -63,7 +63,8 @@ class TestObservation:
         """An observation with only the nurse's worry is valid; vitals are optional."""
         body = helpers.envelope("cit-abc123", worried=True, observer="nurse-002")
         obs = NurseObservation.model_validate(body)
-        assert obs.spo2 is None and obs.worried is True
+        assert obs.spo2 is None
+        assert obs.worried is True
 
     def test_consciousness_must_be_acvpu(self) -> None:
         """Consciousness accepts only A, C, V, P or U."""

@@ -23,7 +23,7 @@ def imports_of(path: Path) -> set[str]:
 def is_stdlib(module: str) -> bool:
     import sys
 
-    return module.split(".")[0] in sys.stdlib_module_names or module == "__future__"
+    return module.split(".", maxsplit=1)[0] in sys.stdlib_module_names or module == "__future__"
 
 
 class TestLayering:
@@ -42,7 +42,8 @@ class TestLayering:
         offenders = {
             str(path.relative_to(PKG))
             for path in PKG.rglob("*.py")
-            if "streams" not in path.parts and path.name != "cli.py"
+            if "streams" not in path.parts
+            and path.name != "cli.py"
             and any(m.startswith("dispatcher.streams") for m in imports_of(path))
         }
         assert offenders == set()

@@ -36,15 +36,19 @@ class Outbox:
         self.sent.extend(messages)
 
 
-def incoming(body: dict[str, object] | bytes, offset: int, topic: str = NURSE_OBSERVATIONS
-             ) -> Incoming:
+def incoming(
+    body: dict[str, object] | bytes, offset: int, topic: str = NURSE_OBSERVATIONS
+) -> Incoming:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return Incoming(topic, 0, offset, b"k", raw)
 
 
 def processor(repo: InMemoryRepository, out: Outbox) -> BatchProcessor:
     return BatchProcessor(
-        repo, out.send, DispatcherMetrics(), clock=lambda: NOW,
+        repo,
+        out.send,
+        DispatcherMetrics(),
+        clock=lambda: NOW,
         retry=RetryPolicy(first_delay_s=0.0, max_delay_s=0.0),
     )
 
@@ -130,14 +134,26 @@ class TestSilentSensorTimer:
         the timer runs; a new reading and a new silence escalate again."""
         repo, out = InMemoryRepository(), Outbox()
         clock = [NOW]
-        p = BatchProcessor(repo, out.send, DispatcherMetrics(), clock=lambda: clock[0],
-                           retry=RetryPolicy(first_delay_s=0.0, max_delay_s=0.0))
+        p = BatchProcessor(
+            repo,
+            out.send,
+            DispatcherMetrics(),
+            clock=lambda: clock[0],
+            retry=RetryPolicy(first_delay_s=0.0, max_delay_s=0.0),
+        )
         cid = "cit-silent01"
-        await p.handle([
-            incoming(helpers.discharge(cid, NOW - timedelta(hours=1)), 1, DISCHARGES),
-            Incoming(SENSOR_READINGS, 0, 2, b"k",
-                     json.dumps(helpers.sensor(cid, "spo2", 95, "%", NOW)).encode()),
-        ])
+        await p.handle(
+            [
+                incoming(helpers.discharge(cid, NOW - timedelta(hours=1)), 1, DISCHARGES),
+                Incoming(
+                    SENSOR_READINGS,
+                    0,
+                    2,
+                    b"k",
+                    json.dumps(helpers.sensor(cid, "spo2", 95, "%", NOW)).encode(),
+                ),
+            ]
+        )
         assert out.sent == []
         clock[0] = NOW + timedelta(hours=5)
         await p.check_silent_sensors()
@@ -150,8 +166,19 @@ class TestSilentSensorTimer:
         esc = json.loads(out.sent[0].value)
         assert esc["citizen_id"] == cid
         assert [r["rule_id"] for r in esc["reasons"]] == ["sensor.silent"]
-        await p.handle([Incoming(SENSOR_READINGS, 0, 3, b"k", json.dumps(
-            helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=8))).encode())])
+        await p.handle(
+            [
+                Incoming(
+                    SENSOR_READINGS,
+                    0,
+                    3,
+                    b"k",
+                    json.dumps(
+                        helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=8))
+                    ).encode(),
+                )
+            ]
+        )
         clock[0] = NOW + timedelta(hours=15)
         await p.check_silent_sensors()
         assert [m.topic for m in out.sent] == [ESCALATIONS, ESCALATIONS]
