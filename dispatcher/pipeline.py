@@ -59,6 +59,8 @@ class OutboxMessage:
     topic: str
     key: bytes | None
     value: bytes
+    # Set on a dead letter's message: it is queued only if that dead letter is new.
+    dead_letter_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class BatchPlan:
                 DEAD_LETTER,
                 base64.b64decode(d.key_b64) if d.key_b64 else None,
                 d.model_dump_json().encode(),
+                d.dead_letter_id,
             )
             for d in self.dead_letters
         )

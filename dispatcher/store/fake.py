@@ -41,10 +41,14 @@ class InMemoryRepository:
                 raise AssertionError("duplicate audit row")  # the real PK would refuse it
             self.audit[a.event.event_id] = a.outcome
         self.contexts.update(plan.contexts)
+        new_letters = {d.dead_letter_id for d in plan.dead_letters
+                       if d.dead_letter_id not in self.dead_letters}
         for d in plan.dead_letters:
             self.dead_letters.setdefault(d.dead_letter_id, d.error.reason)
         ids = []
         for msg in plan.outbox():
+            if msg.dead_letter_id is not None and msg.dead_letter_id not in new_letters:
+                continue  # a replayed bad message: its dead letter exists and was sent
             ids.append(len(self.outbox) + 1)
             self.outbox.append((ids[-1], msg, False))
         return StoredBatch(plan, ids)

@@ -113,10 +113,14 @@ dead_letter AS (
          AS t(dead_letter_id, source_topic, source_partition, source_offset, event_id,
               error_field, error_reason, errors, original, rejected_at)
     ON CONFLICT (dead_letter_id) DO NOTHING
+    RETURNING dead_letter_id
 )
 INSERT INTO outbox (topic, key, value)
 SELECT topic, key, value
-FROM unnest($32::text[], $33::bytea[], $34::bytea[]) WITH ORDINALITY AS t(topic, key, value, n)
+FROM unnest($32::text[], $33::bytea[], $34::bytea[], $35::uuid[]) WITH ORDINALITY
+     AS t(topic, key, value, dead_letter_id, n)
+-- A replayed bad message maps to a dead letter we already have: it is not sent again.
+WHERE t.dead_letter_id IS NULL OR t.dead_letter_id IN (SELECT dead_letter_id FROM dead_letter)
 ORDER BY n
 RETURNING id
 """
@@ -224,6 +228,7 @@ class PostgresRepository:
             [m.topic for m in outbox],
             [m.key for m in outbox],
             [m.value for m in outbox],
+            [m.dead_letter_id for m in outbox],
         )
         return StoredBatch(plan, [r["id"] for r in rows])
 

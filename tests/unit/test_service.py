@@ -182,3 +182,14 @@ class TestSilentSensorTimer:
         clock[0] = NOW + timedelta(hours=15)
         await p.check_silent_sensors()
         assert [m.topic for m in out.sent] == [ESCALATIONS, ESCALATIONS]
+
+
+class TestDeadLetterReplay:
+    async def test_replayed_bad_message_is_not_dead_lettered_twice(self) -> None:
+        """The same bad bytes at the same offset, consumed again, send no second dead letter."""
+        repo, out = InMemoryRepository(), Outbox()
+        p = processor(repo, out)
+        await p.handle([incoming(b"not json", 9)])
+        await p.handle([incoming(b"not json", 9)])
+        assert [m.topic for m in out.sent] == [DEAD_LETTER]
+        assert len(repo.dead_letters) == 1
