@@ -1,0 +1,198 @@
+"""Case lifecycle: grouping, severity raise, inhibition, silences, deadlines, ack and resolve."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from dispatcher.cases.lifecycle import (
+    Case,
+    CaseState,
+    Silence,
+    TransitionError,
+    acknowledge,
+    on_ack_timeout,
+    on_delivery_failed,
+    on_escalation,
+    resolve,
+)
+from dispatcher.events import Escalation, Reason, Route
+from dispatcher.routing.router import RouteDecision, Target
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+NURSE = Target("north", "nurse", "n-1", "copd")
+FALLBACK = Target("south", "nurse", "s-1", "copd")
+DOCTOR = Target("doc", "doctor", "d-1", "doctor")
+MINUTES = {"medium": 30, "high": 15, "critical": 5}
+
+
+def escalation(
+    severity: str = "high", rule: str = "news2.medium", tier: str = "nurse"
+) -> Escalation:
+    return Escalation(
+        escalation_id=uuid4(),
+        case_id=uuid4(),
+        citizen_id="cit-abc123",
+        created_at=NOW,
+        severity=severity,  # type: ignore[arg-type]
+        route=Route(tier=tier, team="x", competence="copd", reason="test"),  # type: ignore[arg-type]
+        reasons=[Reason(rule_id=rule, rule_version=1, summary="s")],
+        ack_deadline=NOW + timedelta(minutes=MINUTES[severity]),
+        triggered_by=[uuid4()],
+    )
+
+
+def route_for(severity: str) -> RouteDecision:
+    if severity == "critical":
+        return RouteDecision(chain=(DOCTOR,), steps=("critical",))
+    return RouteDecision(chain=(NURSE, FALLBACK, DOCTOR), steps=("nurse",))
+
+
+def opened(severity: str = "high") -> Case:
+    d = on_escalation(escalation(severity), None, [], route_for, now=NOW, page_seq=1)
+    assert d.case is not None
+    return d.case
+
+
+class TestGrouping:
+    def test_first_escalation_opens_a_case_and_pages_the_first_rung(self) -> None:
+        """A citizen's first escalation opens a case, pages rung 0, deadline = urgency."""
+        d = on_escalation(escalation(), None, [], route_for, now=NOW, page_seq=1)
+        assert d.action == "opened"
+        assert d.page is not None
+        assert d.page.target == NURSE
+        assert d.case is not None
+        assert d.case.ack_deadline == NOW + timedelta(minutes=15)
+
+    def test_same_severity_joins_the_open_case_without_a_page(self) -> None:
+        """A second escalation of the same severity attaches silently."""
+        d = on_escalation(escalation(), opened(), [], route_for, now=NOW, page_seq=2)
+        assert (d.action, d.page) == ("attached", None)
+
+    def test_higher_severity_reroutes_and_pages_again(self) -> None:
+        """A critical escalation on a high case re-routes it to the doctor and pages."""
+        d = on_escalation(
+            escalation("critical", "news2.high"), opened(), [], route_for, now=NOW, page_seq=2
+        )
+        assert d.action == "raised"
+        assert d.page is not None
+        assert d.page.target == DOCTOR
+        assert d.page.kind == "severity_raised"
+
+    def test_open_doctor_case_inhibits_nurse_pages(self) -> None:
+        """With a doctor-level case open, a nurse-level escalation is recorded as inhibited."""
+        doctor_case = opened("critical")
+        d = on_escalation(
+            escalation("medium", "nurse.worry"), doctor_case, [], route_for, now=NOW, page_seq=2
+        )
+        assert (d.action, d.page) == ("inhibited", None)
+
+
+class TestSilences:
+    def silence(self, **over: object) -> Silence:
+        base = {
+            "silence_id": uuid4(),
+            "citizen_id": "cit-abc123",
+            "rule_id": None,
+            "starts_at": NOW - timedelta(hours=1),
+            "ends_at": NOW + timedelta(hours=1),
+            "author": "rn-1",
+            "reason": "known chronic low SpO2",
+            "include_critical": False,
+        }
+        base.update(over)
+        return Silence(**base)  # type: ignore[arg-type]
+
+    def test_active_silence_suppresses_the_page(self) -> None:
+        """A matching silence means no case and no page, with the silence named."""
+        s = self.silence()
+        d = on_escalation(escalation(), None, [s], route_for, now=NOW, page_seq=1)
+        assert (d.action, d.case, d.page, d.silence_id) == ("silenced", None, None, s.silence_id)
+
+    @pytest.mark.parametrize(
+        "over",
+        [
+            {"rule_id": "sensor.fall"},
+            {"ends_at": NOW - timedelta(minutes=1)},
+            {"citizen_id": "cit-other1"},
+        ],
+        ids=["other-rule", "expired", "other-citizen"],
+    )
+    def test_non_matching_silence_does_not_suppress(self, over: dict[str, object]) -> None:
+        """A silence for another rule, citizen or time lets the page through."""
+        d = on_escalation(
+            escalation(), None, [self.silence(**over)], route_for, now=NOW, page_seq=1
+        )
+        assert d.action == "opened"
+
+    def test_critical_is_never_silenced_unless_the_silence_says_so(self) -> None:
+        """Critical escalations pass an ordinary silence; include_critical silences them."""
+        esc = escalation("critical", "news2.high")
+        assert (
+            on_escalation(esc, None, [self.silence()], route_for, now=NOW, page_seq=1).action
+            == "opened"
+        )
+        assert (
+            on_escalation(
+                esc, None, [self.silence(include_critical=True)], route_for, now=NOW, page_seq=1
+            ).action
+            == "silenced"
+        )
+
+
+class TestDeadlines:
+    def test_nothing_happens_before_the_deadline(self) -> None:
+        """Before the deadline the timeout check is a no-op."""
+        assert on_ack_timeout(opened(), NOW + timedelta(minutes=14), 2) is None
+
+    def test_each_timeout_climbs_one_rung_to_the_doctor_and_stays(self) -> None:
+        """Unacknowledged: nurse -> fallback nurse -> doctor, then the doctor is paged again."""
+        case = opened()
+        targets = []
+        t = NOW
+        for seq in range(2, 6):
+            t = case.ack_deadline
+            d = on_ack_timeout(case, t, seq)
+            assert d is not None
+            assert d.page is not None
+            case = d.case  # type: ignore[assignment]
+            targets.append(d.page.target.team_id)
+        assert targets == ["south", "doc", "doc", "doc"]
+        assert case.state == CaseState.RE_ESCALATED
+
+    def test_acknowledged_case_does_not_reescalate(self) -> None:
+        """After an acknowledgement a passed deadline changes nothing."""
+        acked = acknowledge(opened(), "rn-1", NOW).case
+        assert acked is not None
+        assert on_ack_timeout(acked, NOW + timedelta(hours=1), 2) is None
+        assert on_delivery_failed(acked, NOW, 2) is None
+
+    def test_undeliverable_push_fails_over_at_once(self) -> None:
+        """An undeliverable page moves the case to the next rung without waiting."""
+        d = on_delivery_failed(opened(), NOW + timedelta(minutes=1), 2)
+        assert d is not None
+        assert d.page is not None
+        assert (d.page.kind, d.page.target) == ("delivery_failed", FALLBACK)
+
+
+class TestAckResolve:
+    def test_ack_then_resolve_records_actor_and_outcome(self) -> None:
+        """Acknowledge and resolve set state, actor, time and outcome, each as an event."""
+        acked = acknowledge(opened(), "rn-1", NOW)
+        assert acked.case is not None
+        done = resolve(acked.case, "rn-1", "treated_at_home", NOW + timedelta(minutes=40))
+        assert done.case is not None
+        assert done.case.state == CaseState.RESOLVED
+        assert (done.case.acknowledged_by, done.case.outcome) == ("rn-1", "treated_at_home")
+        assert [e.action for e in (*acked.events, *done.events)] == ["acknowledged", "resolved"]
+
+    def test_acting_on_a_resolved_case_is_refused(self) -> None:
+        """A resolved case cannot be acknowledged or resolved again."""
+        done = resolve(opened(), "rn-1", "false_alarm", NOW).case
+        assert done is not None
+        with pytest.raises(TransitionError):
+            acknowledge(done, "rn-2", NOW)
+        with pytest.raises(TransitionError):
+            resolve(done, "rn-2", "admitted", NOW)
