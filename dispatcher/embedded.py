@@ -123,14 +123,15 @@ class EmbeddedPostgres:
         import pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+        # pgserver re-exports get_server/pg_ctl without __all__; mypy cannot see them.
+        server = pgserver.get_server(str(data_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
         return cls(data_dir=data_dir, server=server)
 
     def pause(self) -> None:
         """Stop the server process but keep its data: an outage, for fault tests."""
         import pgserver
 
-        pgserver.pg_ctl(
+        pgserver.pg_ctl(  # type: ignore[attr-defined]
             ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
         )
 

@@ -12,6 +12,7 @@ a column, a worker restart loses nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -99,7 +100,7 @@ class CaseManager:
                 # Our own output topic: an invalid message is a bug or a foreign producer.
                 log.error("escalation_invalid", error=str(exc.errors()[0]["loc"]))
                 continue
-            decision = await self._retrying(lambda esc=esc: self._apply(esc))
+            decision = await self._retrying(functools.partial(self._apply, esc))
             if decision is not None:
                 decisions.append(decision)
                 self._observe(decision)

@@ -271,7 +271,7 @@ def create_app(settings: Settings, metrics: DispatcherMetrics | None = None) -> 
         body = generate_latest(metrics.registry)
         return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    @app.on_before_shutdown.connect  # type: ignore[misc]
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers loosely
     async def _close(app: faust.App, **kwargs: Any) -> None:
         await runtime.close()
 
