@@ -29,19 +29,21 @@ def envelope(citizen_id: str, at: datetime | None = None, **extra: Any) -> dict[
     }
 
 
+# A normal observation: every NEWS2 parameter present, every sub-score 0 (RCP 2017 chart 1).
+NORMAL_VITALS: dict[str, Any] = {
+    "respiration_rate": 16,
+    "spo2": 97,
+    "on_oxygen": False,
+    "systolic_bp": 125,
+    "pulse": 72,
+    "consciousness": "A",
+    "temperature": 37.0,
+}
+
+
 def observation(citizen_id: str, at: datetime | None = None, **vitals: Any) -> dict[str, Any]:
     """A complete, normal observation (NEWS2 0) unless vitals override it."""
-    base = {
-        "respiration_rate": 16,
-        "spo2": 97,
-        "on_oxygen": False,
-        "systolic_bp": 125,
-        "pulse": 72,
-        "consciousness": "A",
-        "temperature": 37.0,
-        "worried": False,
-        "observer": "nurse-001",
-    }
+    base: dict[str, Any] = {**NORMAL_VITALS, "worried": False, "observer": "nurse-001"}
     base.update(vitals)
     return envelope(citizen_id, at, **base)
 
