@@ -152,7 +152,8 @@ class PostgresRepository:
             assert row is not None
             seen = set(row["seen"])
             contexts = {
-                cid: CitizenContext.model_validate_json(raw) for cid, raw in zip(row["citizens"], row["contexts"])
+                cid: CitizenContext.model_validate_json(raw)
+                for cid, raw in zip(row["citizens"], row["contexts"], strict=True)
             }
             plan = planner(seen, contexts)
             return await self._store_with_outbox(conn, plan)

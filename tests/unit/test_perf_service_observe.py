@@ -37,7 +37,8 @@ def _batch() -> list[Incoming]:
     return [
         _msg(DISCHARGES, helpers.discharge(a, NOW - timedelta(hours=2)), 1),
         _msg(SENSOR_READINGS, helpers.sensor(a, "spo2", 95, "%", NOW - timedelta(minutes=3)), 2),
-        _msg(SENSOR_READINGS, helpers.sensor(b, "pulse", 70, "/min", NOW - timedelta(minutes=2)), 3),
+        _msg(SENSOR_READINGS,
+             helpers.sensor(b, "pulse", 70, "/min", NOW - timedelta(minutes=2)), 3),
         _msg(NURSE_OBSERVATIONS, worse, 4),
         _msg(NURSE_OBSERVATIONS, worse, 5),  # duplicate delivery
         _msg(NURSE_OBSERVATIONS, helpers.observation(b, NOW - timedelta(minutes=1)), 6),
@@ -113,4 +114,5 @@ async def test_at_info_only_escalated_decisions_are_logged(
     decided = [d for d in decided if d["event"] == "event_decided"]
     assert len(decided) == 1
     assert decided[0]["outcome"] == "escalated"
-    assert decided[0]["event_id"] and decided[0]["case_id"]
+    assert decided[0]["event_id"]
+    assert decided[0]["case_id"]
