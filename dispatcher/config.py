@@ -34,7 +34,9 @@ class Settings(BaseModel):
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     fetch_max_wait_ms: int = Field(
-        default=50, ge=1, le=5000,
+        default=50,
+        ge=1,
+        le=5000,
         description="How long the consumer lets the broker hold a fetch (faust fixes 1500).",
     )
     batch_max: int = Field(default=500, ge=1)

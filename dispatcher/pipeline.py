@@ -24,10 +24,10 @@ from uuid import UUID, uuid5
 
 from dispatcher.decoding import Decoded, decode
 from dispatcher.events import (
+    AuditedEvent,
     DeadLetter,
     DischargeEvent,
     Escalation,
-    AuditedEvent,
     FieldError,
     InputEvent,
     SensorSilenceCheck,
@@ -238,11 +238,10 @@ def plan_silence_checks(
         )
         incoming = Incoming(TIMER_SOURCE, -1, -1, ctx.citizen_id.encode(), None)
         plan.audits.append(
-            AuditRow(incoming, check, assessment,
-                     "escalated" if assessment.escalate else "assessed")
+            AuditRow(
+                incoming, check, assessment, "escalated" if assessment.escalate else "assessed"
+            )
         )
         if assessment.escalate:
-            plan.escalations.append(
-                build_escalation(assessment, first_route(assessment, ctx), now)
-            )
+            plan.escalations.append(build_escalation(assessment, first_route(assessment, ctx), now))
     return plan

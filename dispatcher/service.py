@@ -15,6 +15,7 @@ Guarantees this module is responsible for:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -26,9 +27,10 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from dispatcher.events import FieldError
+from dispatcher.events import DeadLetter, FieldError
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.pipeline import (
+    Accepted,
     BatchPlan,
     Incoming,
     OutboxMessage,
@@ -105,7 +107,7 @@ class BatchProcessor:
         started = time.perf_counter()
         try:
             stored = [await self._store_with_retry(messages)]
-        except Exception as exc:  # noqa: BLE001 - non-transient: isolate the poison message
+        except Exception as exc:
             log.warning("batch_failed_splitting", size=len(messages), error=type(exc).__name__)
             stored = [await self._store_single(m) for m in messages]
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -121,8 +123,9 @@ class BatchProcessor:
 
     async def check_silent_sensors(self, limit: int = 5000) -> StoredBatch | None:
         """Timer: escalate high-risk citizens whose sensors went silent (once per episode)."""
-        hours = [r.silent_hours for r in self._ruleset.enabled()
-                 if isinstance(r, SensorSilenceRule)]
+        hours = [
+            r.silent_hours for r in self._ruleset.enabled() if isinstance(r, SensorSilenceRule)
+        ]
         if not hours:
             return None
         now = self._clock()
@@ -155,7 +158,7 @@ class BatchProcessor:
             return 0
         try:
             return await self._repo.relay_outbox(self._counting_send, ids=ids, min_age_s=min_age_s)
-        except Exception as exc:  # noqa: BLE001 - the outbox keeps the rows; the sweep retries
+        except Exception as exc:
             self._metrics.outbox_failures.inc()
             log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
             return 0
@@ -174,11 +177,7 @@ class BatchProcessor:
             ids = [a.event.event_id for a in accepted]
             citizens = [a.event.citizen_id for a in accepted]
 
-            def planner(
-                seen: set[UUID], contexts: dict[str, CitizenContext], now: datetime = now
-            ) -> BatchPlan:
-                return plan_batch(accepted, dead, seen, contexts, now, ruleset=self._ruleset)
-
+            planner = functools.partial(self._plan, accepted, dead, now=now)
             try:
                 return await self._repo.apply_batch(ids, citizens, planner)
             except TRANSIENT_ERRORS as exc:
@@ -192,10 +191,21 @@ class BatchProcessor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry.max_delay_s)
 
+    def _plan(
+        self,
+        accepted: list[Accepted],
+        dead: list[DeadLetter],
+        seen: set[UUID],
+        contexts: dict[str, CitizenContext],
+        *,
+        now: datetime,
+    ) -> BatchPlan:
+        return plan_batch(accepted, dead, seen, contexts, now, ruleset=self._ruleset)
+
     async def _store_single(self, msg: Incoming) -> StoredBatch:
         try:
             return await self._store_with_retry([msg])
-        except Exception as exc:  # noqa: BLE001 - dead-letter the message with the error
+        except Exception as exc:
             now = self._clock()
             letter = make_dead_letter(
                 msg,
@@ -203,8 +213,13 @@ class BatchProcessor:
                 now,
                 None,
             )
-            log.error("message_dead_lettered_on_store_error", topic=msg.topic,
-                      partition=msg.partition, offset=msg.offset, error=type(exc).__name__)
+            log.error(
+                "message_dead_lettered_on_store_error",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                error=type(exc).__name__,
+            )
 
             def planner(_seen: set[UUID], _ctx: dict[str, CitizenContext]) -> BatchPlan:
                 return BatchPlan(dead_letters=[letter])

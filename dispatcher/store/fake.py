@@ -41,8 +41,9 @@ class InMemoryRepository:
                 raise AssertionError("duplicate audit row")  # the real PK would refuse it
             self.audit[a.event.event_id] = a.outcome
         self.contexts.update(plan.contexts)
-        new_letters = {d.dead_letter_id for d in plan.dead_letters
-                       if d.dead_letter_id not in self.dead_letters}
+        new_letters = {
+            d.dead_letter_id for d in plan.dead_letters if d.dead_letter_id not in self.dead_letters
+        }
         for d in plan.dead_letters:
             self.dead_letters.setdefault(d.dead_letter_id, d.error.reason)
         ids = []
@@ -60,7 +61,8 @@ class InMemoryRepository:
         if self.fail_next:
             raise self.fail_next.pop(0)
         contexts = {
-            c: ctx for c, ctx in sorted(self.contexts.items())
+            c: ctx
+            for c, ctx in sorted(self.contexts.items())
             if ctx.last_sensor_at is not None and ctx.last_sensor_at < sensor_silent_since
         }
         contexts = dict(list(contexts.items())[:limit])
@@ -68,12 +70,14 @@ class InMemoryRepository:
         return self._store(finish({i for i in candidate_ids if i in self.audit}))
 
     async def relay_outbox(
-        self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,
+        self,
+        send: Sender,
+        ids: Sequence[int] | None = None,
+        min_age_s: float = 0.0,
         limit: int = 1000,
     ) -> int:
         pending = [
-            (i, m) for i, m, published in self.outbox
-            if not published and (ids is None or i in ids)
+            (i, m) for i, m, published in self.outbox if not published and (ids is None or i in ids)
         ][:limit]
         if not pending:
             return 0

@@ -39,7 +39,10 @@ class Repository(Protocol):
         """Load what the planner needs, run it, store its plan atomically."""
 
     async def relay_outbox(
-        self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,
+        self,
+        send: Sender,
+        ids: Sequence[int] | None = None,
+        min_age_s: float = 0.0,
         limit: int = 1000,
     ) -> int:
         """Send unpublished outbox rows (all, or only ``ids``) and mark them published."""
@@ -234,7 +237,10 @@ class PostgresRepository:
         return StoredBatch(plan, [r["id"] for r in rows])
 
     async def relay_outbox(
-        self, send: Sender, ids: Sequence[int] | None = None, min_age_s: float = 0.0,
+        self,
+        send: Sender,
+        ids: Sequence[int] | None = None,
+        min_age_s: float = 0.0,
         limit: int = 1000,
     ) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -266,8 +272,7 @@ class PostgresRepository:
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """How many outbox rows wait, and since when (for health and metrics)."""
         row = await self._pool.fetchrow(
-            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox "
-            "WHERE published_at IS NULL"
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
         )
         assert row is not None
         return int(row["n"]), row["oldest"]

@@ -13,16 +13,31 @@ def results(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "max_sustainable_rate": 4000.0,
         "baselines": {"raw": {"rate": 10000.0}, "faust": {"rate": 3000.0}},
-        "latency_at": [{"fraction": 0.5, "offered_rate": 2000.0, "label": "50 % of max",
-                        "achieved_send_rate": 2000.0, "processed_rate": 2000.0,
-                        "lag_growth_per_s": 0.0, "sustainable": True, "reasons": [],
-                        "latency": {"p50_ms": 40.0, "p99_ms": 200.0, "p999_ms": 260.0,
-                                    "count": 900}}],
+        "latency_at": [
+            {
+                "fraction": 0.5,
+                "offered_rate": 2000.0,
+                "label": "50 % of max",
+                "achieved_send_rate": 2000.0,
+                "processed_rate": 2000.0,
+                "lag_growth_per_s": 0.0,
+                "sustainable": True,
+                "reasons": [],
+                "latency": {"p50_ms": 40.0, "p99_ms": 200.0, "p999_ms": 260.0, "count": 900},
+            }
+        ],
         "memory": {"mb_per_10k_citizens": 12.0},
         "kill": {"recovery_s": 18.0, "rate": 1000.0},
-        "no_loss": {"ok": True, "audit_rows": 10, "accepted_events": 10, "dead_letters": 1,
-                    "bad_events": 1, "escalations_missing": 0, "escalating_events": 2,
-                    "produce_errors": 0},
+        "no_loss": {
+            "ok": True,
+            "audit_rows": 10,
+            "accepted_events": 10,
+            "dead_letters": 1,
+            "bad_events": 1,
+            "escalations_missing": 0,
+            "escalating_events": 2,
+            "produce_errors": 0,
+        },
     }
     base.update(over)
     return base
@@ -63,14 +78,16 @@ def test_cores_used() -> None:
 
 
 def test_py_spy_summary() -> None:
-    collapsed = "\n".join([
-        "_run_module_as_main (<frozen runpy>:198);handle (dispatcher/service.py:95);"
-        "model_validate_json (pydantic/main.py:10) 30",
-        "_run_module_as_main (<frozen runpy>:198);handle (dispatcher/service.py:95) 10",
-        "_run_module_as_main (<frozen runpy>:198);select (selectors.py:468) 60",
-        "Thread._bootstrap (threading.py:1002);run (mode/threads.py:62);"
-        "send (aiokafka/conn.py:430) 10",
-    ])
+    collapsed = "\n".join(
+        [
+            "_run_module_as_main (<frozen runpy>:198);handle (dispatcher/service.py:95);"
+            "model_validate_json (pydantic/main.py:10) 30",
+            "_run_module_as_main (<frozen runpy>:198);handle (dispatcher/service.py:95) 10",
+            "_run_module_as_main (<frozen runpy>:198);select (selectors.py:468) 60",
+            "Thread._bootstrap (threading.py:1002);run (mode/threads.py:62);"
+            "send (aiokafka/conn.py:430) 10",
+        ]
+    )
     s = summarize(collapsed)
     assert (s.samples, s.idle_samples) == (50, 60)
     assert s.self_top[0] == ("model_validate_json (pydantic/main.py)", 30)

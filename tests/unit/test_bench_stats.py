@@ -84,8 +84,14 @@ def test_generator_that_fell_behind_is_flagged() -> None:
 
 def test_no_escalations_cannot_be_judged_sustainable() -> None:
     s = step(1000, growth=0, p99=100)
-    empty = StepResult(s.offered_rate, s.duration_s, s.sent, s.send_elapsed_s, s.lag_samples,
-                       summarize_latencies([]))
+    empty = StepResult(
+        s.offered_rate,
+        s.duration_s,
+        s.sent,
+        s.send_elapsed_s,
+        s.lag_samples,
+        summarize_latencies([]),
+    )
     assert not judge(empty).sustainable
 
 
@@ -101,8 +107,14 @@ def test_next_rate_grows_then_bisects_then_stops() -> None:
     assert next_rate([(100, True)], 100, factor=1.5) == 150
     assert next_rate([(100, True), (150, False)], 100, factor=1.5) == 125
     # within 10 % of each other: done
-    assert next_rate([(100, True), (150, False), (125, True), (137.5, True),
-                      (143.75, False)], 100, resolution=0.1) is None
+    assert (
+        next_rate(
+            [(100, True), (150, False), (125, True), (137.5, True), (143.75, False)],
+            100,
+            resolution=0.1,
+        )
+        is None
+    )
 
 
 def test_next_rate_goes_down_when_the_first_step_fails_and_respects_max_steps() -> None:

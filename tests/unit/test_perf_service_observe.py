@@ -37,8 +37,9 @@ def _batch() -> list[Incoming]:
     return [
         _msg(DISCHARGES, helpers.discharge(a, NOW - timedelta(hours=2)), 1),
         _msg(SENSOR_READINGS, helpers.sensor(a, "spo2", 95, "%", NOW - timedelta(minutes=3)), 2),
-        _msg(SENSOR_READINGS,
-             helpers.sensor(b, "pulse", 70, "/min", NOW - timedelta(minutes=2)), 3),
+        _msg(
+            SENSOR_READINGS, helpers.sensor(b, "pulse", 70, "/min", NOW - timedelta(minutes=2)), 3
+        ),
         _msg(NURSE_OBSERVATIONS, worse, 4),
         _msg(NURSE_OBSERVATIONS, worse, 5),  # duplicate delivery
         _msg(NURSE_OBSERVATIONS, helpers.observation(b, NOW - timedelta(minutes=1)), 6),
@@ -66,12 +67,25 @@ async def test_batch_counts_equal_the_sum_of_one_message_batches() -> None:
     ]
     assert _value(together, "dispatcher_events_consumed_total", topic=SENSOR_READINGS) == 3
     assert _value(together, "dispatcher_duplicate_events_total", topic=NURSE_OBSERVATIONS) == 1
-    assert _value(together, "dispatcher_events_rejected_total",
-                  topic=NURSE_OBSERVATIONS, category="malformed") == 1
-    assert sum(
-        s.value for f in together.registry.collect() if f.name == "dispatcher_escalations"
-        for s in f.samples if s.name.endswith("_total")
-    ) == 1
+    assert (
+        _value(
+            together,
+            "dispatcher_events_rejected_total",
+            topic=NURSE_OBSERVATIONS,
+            category="malformed",
+        )
+        == 1
+    )
+    assert (
+        sum(
+            s.value
+            for f in together.registry.collect()
+            if f.name == "dispatcher_escalations"
+            for s in f.samples
+            if s.name.endswith("_total")
+        )
+        == 1
+    )
     # the same messages as eight one-message batches, against one shared repository
     repo = InMemoryRepository()
     one_by_one = DispatcherMetrics()
