@@ -217,7 +217,12 @@ RiskBand = Literal["low", "low-medium", "medium", "high"]
 
 
 class Route(_Model):
-    """Who should take the case: the tier, the team and the competence wanted."""
+    """The rules' first route: the tier and competence wanted, and the district team by name.
+
+    The case manager then routes the case over the roster (who covers the citizen, is on shift
+    and least loaded, with the fallback chain) and says so on the page it sends
+    (``acute.pages.<team_id>``); the page's ``target`` is the authoritative assignee.
+    """
 
     tier: Tier
     team: ShortText
