@@ -54,6 +54,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
     p99 = _num(half["latency"].get("p99_ms")) if half else None
     if half is not None:
         shown = f"{p99:.0f} ms at {half['offered_rate']:.0f}/s" if p99 is not None else "missing"
+        if results.get("fresh_stack"):
+            shown += " (fresh stack, warmed up)"
         out.append(Target("p99 latency at 50 %", f"<= {TARGET_P99_MS:.0f} ms", shown,
                           p99 is not None and p99 <= TARGET_P99_MS))
     else:
@@ -133,8 +135,11 @@ def render_markdown(results: dict[str, Any], png_name: str | None = "bench.png")
     lines.append(f"| dispatcher, max sustainable | {_ms(results.get('max_sustainable_rate'))} | "
                  "open-loop mix: lag flat and p99 <= "
                  f"{_ms(results.get('criteria', {}).get('sustain_p99_ms'))} ms |")
+    fresh = results.get("fresh_stack")
     lines += ["", "Rate steps (open loop, every escalating event timed from produce to its "
-              "escalation read back from `acute.escalations`):", "",
+              "escalation read back from `acute.escalations`):"]
+    lines += _fresh_lines(fresh)
+    lines += ["",
               "| step | offered/s | sent/s | processed/s | lag growth/s | p50 ms | p99 ms | "
               "p99.9 ms | escalations | cores: worker/broker/pg/loadgen/machine | verdict |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -180,10 +185,15 @@ def render_markdown(results: dict[str, Any], png_name: str | None = "bench.png")
                   f"{mem['mb_per_10k_citizens']} MB per 10,000. The contexts themselves live in "
                   "PostgreSQL (`citizen_context`); the difference is what the worker's heap "
                   "grew by while processing them."]
+        fm = results.get("memory_fresh")
+        if fm and "rss_before_mb" in fm:
+            lines[-1] += (f" The same warm-up on the fresh stack: {fm['rss_before_mb']} -> "
+                          f"{fm['rss_after_mb']} MB, {fm['mb_per_10k_citizens']} MB per 10,000.")
     kill = results.get("kill", {})
     if kill:
         lines += ["", "## Crash recovery", "",
-                  f"kill -9 of the worker under {kill['rate']:.0f} events/s, a new worker started "
+                  f"kill -9 of the worker under {kill['rate']:.0f} events/s"
+                  f"{' on the fresh stack' if fresh else ''}, a new worker started "
                   f"at once: healthy after {kill.get('worker_healthy_after_s')} s, first "
                   f"escalation of an event produced after the kill {kill.get('recovery_s')} s "
                   "after the kill."]
@@ -194,6 +204,13 @@ def render_markdown(results: dict[str, Any], png_name: str | None = "bench.png")
                   f"for {nl['bad_events']} bad messages, {nl['escalations_missing']} of "
                   f"{nl['escalating_events']} escalations missing, "
                   f"{nl['produce_errors']} produce errors."]
+        stacks = nl.get("stacks") or []
+        if len(stacks) > 1:
+            lines[-1] += " Checked on each stack before it was stopped: " + "; ".join(
+                f"{c['stack']} {c['audit_rows']}/{c['accepted_events']} audit rows, "
+                f"{c['dead_letters']}/{c['bad_events']} dead letters, "
+                f"{c['escalations_missing']} escalations missing "
+                f"({'ok' if c['ok'] else 'NOT ok'})" for c in stacks) + "."
     lines += _profile_lines(results.get("profile"))
     lines += ["", "## Method", "",
               "* Workload (`bench/workload.py`): seeded; mostly normal home-sensor readings, "
@@ -221,6 +238,20 @@ def render_markdown(results: dict[str, Any], png_name: str | None = "bench.png")
     else:
         lines += ["", "The plot of the run is `bench-results/bench.png` (not committed)."]
     return "\n".join(lines) + "\n"
+
+
+def _fresh_lines(fresh: dict[str, Any] | None) -> list[str]:
+    if not fresh:
+        return []
+    return ["", "The search steps (`step n`) ran on the first stack. The overloaded ones "
+              "leave that broker degraded (it keeps every message in memory), so it was "
+              "stopped after the search, and the latency steps (`% of max`), the profile "
+              "and the kill -9 ran on a **fresh stack**: new broker, database and worker "
+              f"(infrastructure up in {fresh['infra_s']} s, worker healthy in "
+              f"{fresh['worker_startup_s']} s), warmed up with {fresh['warmup_events']} "
+              "events (the 500 warm-up citizens, then a discharge and a reading for every "
+              f"workload citizen, drained at {_ms(fresh['drain_rate'])} events/s) before "
+              "the first latency step."]
 
 
 def _profile_lines(profile: dict[str, Any] | None) -> list[str]:

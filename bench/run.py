@@ -10,10 +10,16 @@ Phases (one process clock, ``time.monotonic``, for every latency):
    each, sent as fast as possible; the drain rate seeds the rate steps);
 4. rate steps: open-loop at an offered rate, lag sampled twice a second, every escalating event's
    produce -> escalation latency; grow until a step is unsustainable, then bisect;
-5. latency at 25/50/80 % of the max sustainable rate;
+   then the no-loss check on this stack, which is then stopped: the overloaded search steps
+   leave the broker degraded (it keeps every message in memory), which would be measured as
+   latency by the phases below;
+5. a fresh stack (new broker, database and worker, same code path as phase 1 and 3), warmed up
+   the same way (the warm-up citizens, then every workload citizen's context), then latency at
+   25/50/80 % of the max sustainable rate;
 6. py-spy on the worker at the max sustainable rate (if installed);
 7. kill -9 the worker under load, start a new one, time until the first escalation of an event
-   produced after the kill; then the no-loss check (audit rows == accepted events).
+   produced after the kill; then the no-loss check of the fresh stack (audit rows == accepted
+   events); ``no_loss`` in the results sums both stacks' checks.
 
 Results: ``bench-results/results.json``, ``summary.md``, ``bench.png`` (``bench.report``).
 """
@@ -99,17 +105,31 @@ def vm_rss_mb(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, cfg: Config, stack: Stack) -> None:
+    def __init__(self, cfg: Config, stack: Stack, settings: Settings | None = None) -> None:
         self.cfg = cfg
-        self.stack = stack
-        self.bootstrap = stack.bootstrap
+        # What the fresh stack is started from (not ``stack.settings``, which names the
+        # first stack's embedded broker and database).
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.stacks: list[Stack] = []
         self.results: dict[str, Any] = {}
-        self.tracker = EscalationTracker()
-        self.counters = Counters()
         self.workload = Workload(cfg.seed, cfg.citizens, salt=f"{cfg.salt}m")
         self.producer: AIOKafkaProducer | None = None
         self.probe: ProgressProbe | None = None
         self.worker: WorkerProcess | None = None
+        self.audits_before = 0
+        self.started_at_db: object = None
+        self.sent_per_stack: list[dict[str, int]] = []
+        self.no_loss_per_stack: list[dict[str, Any]] = []
+        self.attach(stack)
+
+    def attach(self, stack: Stack) -> None:
+        """Point the bench at ``stack``: new tracker, counters and CPU meter."""
+        self.stack = stack
+        self.stacks.append(stack)
+        self.bootstrap = stack.bootstrap
+        self.tracker = EscalationTracker()
+        self.counters = Counters()
+        self.worker = None
         pg_dir = stack.postgres.data_dir if stack.postgres is not None else None
         broker = stack.broker.process.pid if stack.broker is not None else None
         self.cpu = CpuMeter({
@@ -233,11 +253,11 @@ class Bench:
         finally:
             await consumer.stop()
 
-    async def warmup_and_memory(self) -> float:
+    async def warmup_and_memory(self, key: str = "memory", warm_salt: str = "w") -> float:
         """Warm the worker up, then load every citizen's context; returns the drain rate."""
         assert self.worker is not None
         cfg = self.cfg
-        warm = Workload(cfg.seed + 1, 500, salt=f"{cfg.salt}w")
+        warm = Workload(cfg.seed + 1, 500, salt=f"{cfg.salt}{warm_salt}")
         events = warm.population(utcnow(), timedelta(microseconds=1))
         events += warm.batch(4000, utcnow(), timedelta(microseconds=1))
         await self.send(events, None)
@@ -257,8 +277,9 @@ class Bench:
         after = vm_rss_mb(pid)
         drain_rate = len(population) / (drained - t0)
         per_10k = (after - before) * 10_000 / cfg.citizens
-        self.results["memory"] = {
+        self.results[key] = {
             "citizens": cfg.citizens,
+            "warmup_events": len(events),
             "events": len(population),
             "rss_before_mb": round(before, 1),
             "rss_after_mb": round(after, 1),
@@ -267,7 +288,7 @@ class Bench:
             "drain_s": round(drained - t0, 2),
             "drain_rate": round(drain_rate, 1),
         }
-        log(f"memory: RSS {before:.1f} -> {after:.1f} MB for {cfg.citizens} citizens; "
+        log(f"{key}: RSS {before:.1f} -> {after:.1f} MB for {cfg.citizens} citizens; "
             f"contexts loaded at {drain_rate:.0f} events/s (drain)")
         return drain_rate
 
@@ -450,18 +471,22 @@ class Bench:
         }
         log(f"kill -9 -> next escalation: {recovery if recovery is None else round(recovery, 2)} s")
 
-    async def no_loss(self) -> None:
+    async def audit_rows(self) -> int:
         assert self.probe is not None
-        prefix = f"bench-{self.cfg.salt}%"
-        audits = int(str(await self.probe.fetchval(
+        return int(str(await self.probe.fetchval(
             "SELECT count(*) FROM audit_log WHERE citizen_id LIKE $1 "
-            "AND source_topic <> 'dispatcher.timer'", prefix)))
+            "AND source_topic <> 'dispatcher.timer'", f"bench-{self.cfg.salt}%")))
+
+    async def no_loss(self, label: str) -> None:
+        """The no-loss check of the current stack; ``results["no_loss"]`` sums the stacks."""
+        assert self.probe is not None
+        audits = await self.audit_rows() - self.audits_before
         dead = int(str(await self.probe.fetchval(
-            "SELECT count(*) FROM dead_letters WHERE rejected_at >= $1",
-            self.results["started_at_db"])))
+            "SELECT count(*) FROM dead_letters WHERE rejected_at >= $1", self.started_at_db)))
         ids = self.counters.escalating_ids
         missing_esc = self.tracker.pending(ids)
-        self.results["no_loss"] = {
+        check: dict[str, Any] = {
+            "stack": label,
             "accepted_events": self.counters.accepted,
             "audit_rows": audits,
             "bad_events": self.counters.bad,
@@ -473,8 +498,66 @@ class Bench:
             "ok": audits == self.counters.accepted and dead == self.counters.bad
             and missing_esc == 0 and self.counters.errors == 0,
         }
-        log(f"no-loss: {audits} audit rows for {self.counters.accepted} accepted events; "
+        self.no_loss_per_stack.append(check)
+        self.results["no_loss"] = combine_no_loss(self.no_loss_per_stack)
+        log(f"no-loss ({label}): {audits} audit rows for {self.counters.accepted} accepted events; "
             f"{dead} dead letters for {self.counters.bad} bad; {missing_esc} escalations missing")
+
+    async def connect(self) -> None:
+        """Escalation read-back and progress probe on the current stack."""
+        await self.tracker.start(self.bootstrap)
+        self.probe = await ProgressProbe.connect(self.stack.dsn)
+        self.started_at_db = await self.probe.fetchval("SELECT now()")
+        self.audits_before = await self.audit_rows()
+
+    async def disconnect(self) -> None:
+        if len(self.sent_per_stack) == len(self.stacks):  # this stack is already closed
+            return
+        await self.tracker.stop()
+        if self.probe is not None:
+            await self.probe.close()
+            self.probe = None
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        self.sent_per_stack.append(summarize_counts(self.counters, self.tracker))
+
+    async def drain_and_check(self, label: str) -> None:
+        drained = await self.wait_drained(90)
+        await self.wait_escalations(self.counters.escalating_ids, 5.0 if drained else 0.5)
+        await self.no_loss(label)
+
+    async def fresh_stack(self) -> None:
+        """Stop the search stack and start a new broker, database and worker, warmed up like
+        the first one (the warm-up citizens, then every workload citizen's context)."""
+        await self.disconnect()
+        t0 = time.monotonic()
+        old = self.stack
+        await asyncio.to_thread(old.stop)
+        stopped_s = time.monotonic() - t0
+        log(f"search stack stopped in {stopped_s:.1f}s; starting a fresh one")
+        t1 = time.monotonic()
+        stack = await asyncio.to_thread(
+            Stack.start_infra, self.settings, self.cfg.out_dir / "stack-fresh",
+            roster_text=seed_roster_text())
+        infra_s = time.monotonic() - t1
+        self.attach(stack)
+        self.producer = await start_producer(self.bootstrap)
+        self.worker, startup = await self.start_worker("bench-worker-1")
+        await self.connect()
+        t2 = time.monotonic()
+        drain_rate = await self.warmup_and_memory("memory_fresh", warm_salt="v")
+        mem = self.results["memory_fresh"]
+        self.results["fresh_stack"] = {
+            "old_stopped_s": round(stopped_s, 2),
+            "infra_s": round(infra_s, 2),
+            "worker_startup_s": round(startup, 2),
+            "warmup_s": round(time.monotonic() - t2, 2),
+            "warmup_events": mem["warmup_events"] + mem["events"],
+            "drain_rate": round(drain_rate, 1),
+        }
+        log(f"fresh stack: infra {infra_s:.1f}s, worker healthy in {startup:.1f}s, warmed up "
+            f"with {mem['warmup_events'] + mem['events']} events")
 
     async def run(self) -> dict[str, Any]:
         self.producer = await start_producer(self.bootstrap)
@@ -483,21 +566,19 @@ class Bench:
             self.worker, startup = await self.start_worker("bench-worker-1")
             self.results["worker_startup_s"] = round(startup, 2)
             log(f"worker healthy in {startup:.1f}s")
-            await self.tracker.start(self.bootstrap)
-            self.probe = await ProgressProbe.connect(self.stack.dsn)
-            self.results["started_at_db"] = await self.probe.fetchval("SELECT now()")
+            await self.connect()
             drain_rate = await self.warmup_and_memory()
             best = await self.find_max(drain_rate)
+            await self.drain_and_check("search stack")
+            await self.fresh_stack()
             await self.latencies(best)
             await self.profile(best)
             await self.kill_recovery(best)
-            await self.no_loss()
+            await self.drain_and_check("fresh stack")
         finally:
-            await self.tracker.stop()
-            if self.probe is not None:
-                await self.probe.close()
-            await self.producer.stop()
-        self.results["workload_sent"] = summarize_counts(self.counters, self.tracker)
+            await self.disconnect()
+        sent = self.sent_per_stack
+        self.results["workload_sent"] = {k: sum(s[k] for s in sent) for k in sent[0]}
         return self.results
 
 
@@ -509,6 +590,16 @@ def summarize_counts(counters: Counters, tracker: EscalationTracker) -> dict[str
         "escalating": len(counters.escalating_ids),
         "escalations_received": tracker.received,
     }
+
+
+def combine_no_loss(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One no-loss result over every stack of the run: counts summed, ok if each stack's is."""
+    keys = ("accepted_events", "audit_rows", "bad_events", "dead_letters", "escalating_events",
+            "escalations_missing", "escalations_unmatched", "produce_errors")
+    out: dict[str, Any] = {k: sum(int(c[k]) for c in checks) for k in keys}
+    out["ok"] = bool(checks) and all(bool(c["ok"]) for c in checks)
+    out["stacks"] = checks
+    return out
 
 
 def machine() -> dict[str, Any]:
@@ -549,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = cfg.out_dir / "stack"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh embedded database every run
+    shutil.rmtree(cfg.out_dir / "stack-fresh", ignore_errors=True)
     settings = Settings.from_env()
     log(f"starting infrastructure in {run_dir} "
         f"({'external' if settings.kafka_bootstrap else 'embedded'} broker, "
@@ -572,10 +664,12 @@ def main(argv: list[str] | None = None) -> int:
         "mix": {k: getattr(Workload().mix, k) for k in (
             "fall", "deterioration", "worry", "observation", "discharge", "bad", "duplicate")},
     }
+    stacks = [stack]
     try:
         ensure_topics(stack.bootstrap, stack.settings.partitions,
                       stack.settings.replication, extra=BASELINE_TOPICS)
-        bench = Bench(cfg, stack)
+        bench = Bench(cfg, stack, settings)
+        stacks = bench.stacks
         bench.results = results
         asyncio.run(bench.run())
     except BaseException as exc:
@@ -583,8 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         log("stopping workers, broker and database")
-        stack.stop()
-        results.pop("started_at_db", None)
+        for s in stacks:
+            s.stop()
         results["wall_s"] = round(time.monotonic() - started, 1)
         (cfg.out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     md = write_report(results, cfg.out_dir)

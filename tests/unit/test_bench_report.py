@@ -103,3 +103,28 @@ def test_frames_and_packages() -> None:
     assert package_of("/x/site-packages/faust/streams.py") == "faust"
     assert package_of("dispatcher/rules/news2.py") == "dispatcher/rules"
     assert package_of("asyncio/events.py") == "asyncio"
+
+
+def test_no_loss_sums_the_stacks() -> None:
+    from bench.run import combine_no_loss
+
+    one = {"stack": "search stack", "accepted_events": 10, "audit_rows": 10, "bad_events": 1,
+           "dead_letters": 1, "escalating_events": 2, "escalations_missing": 0,
+           "escalations_unmatched": 0, "produce_errors": 0, "ok": True}
+    two = {**one, "stack": "fresh stack", "audit_rows": 9, "ok": False}
+    nl = combine_no_loss([one, two])
+    assert (nl["accepted_events"], nl["audit_rows"], nl["ok"]) == (20, 19, False)
+    assert combine_no_loss([one])["ok"] is True
+    md = render_markdown(results(no_loss=nl), None)
+    assert "fresh stack 9/10 audit rows" in md
+    assert "NOT ok" in md
+
+
+def test_markdown_says_latency_ran_on_a_fresh_stack() -> None:
+    fresh = {"infra_s": 3.0, "worker_startup_s": 7.0, "warmup_events": 24500,
+             "drain_rate": 5000.0, "old_stopped_s": 2.0, "warmup_s": 9.0}
+    md = render_markdown(results(fresh_stack=fresh), None)
+    assert "**fresh stack**" in md
+    assert "24500 events" in md
+    assert "(fresh stack, warmed up)" in md
+    assert "fresh stack" not in render_markdown(results(), None)
