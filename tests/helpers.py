@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import structlog
+from structlog.testing import CapturingLoggerFactory
+
+from dispatcher.logging import configure_logging, uninstall_stdlib_redaction
 
 
 def now() -> datetime:
@@ -75,3 +82,17 @@ def sensor(
     citizen_id: str, kind: str, value: float, unit: str, at: datetime | None = None
 ) -> dict[str, Any]:
     return envelope(citizen_id, at, device_id=f"dev-{kind}-01", kind=kind, value=value, unit=unit)
+
+
+@contextmanager
+def captured_logs(level: str = "debug") -> Iterator[CapturingLoggerFactory]:
+    """The production logging set-up (JSON, redaction) writing into a capturing factory;
+    restored afterwards so other tests see structlog's defaults."""
+    factory = CapturingLoggerFactory()
+    configure_logging("json", level, logger_factory=factory)
+    try:
+        yield factory
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        uninstall_stdlib_redaction()

@@ -43,14 +43,8 @@ CPR_PLAIN = "2512851234"
 
 @pytest.fixture
 def captured() -> Iterator[CapturingLoggerFactory]:
-    factory = CapturingLoggerFactory()
-    configure_logging("json", "debug", logger_factory=factory)
-    try:
+    with helpers.captured_logs("debug") as factory:
         yield factory
-    finally:
-        structlog.reset_defaults()
-        structlog.contextvars.clear_contextvars()
-        uninstall_stdlib_redaction()
 
 
 def lines(factory: CapturingLoggerFactory) -> list[dict[str, Any]]:

@@ -8,10 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import CapturingLoggerFactory
 
-from dispatcher.logging import configure_logging, uninstall_stdlib_redaction
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.pipeline import Incoming, OutboxMessage
 from dispatcher.service import BatchProcessor
@@ -108,14 +106,8 @@ async def test_batch_counts_equal_the_sum_of_one_message_batches() -> None:
 
 @pytest.fixture
 def info_logs() -> Iterator[CapturingLoggerFactory]:
-    factory = CapturingLoggerFactory()
-    configure_logging("json", "info", logger_factory=factory)
-    try:
+    with helpers.captured_logs("info") as factory:
         yield factory
-    finally:
-        structlog.reset_defaults()
-        structlog.contextvars.clear_contextvars()
-        uninstall_stdlib_redaction()
 
 
 async def test_at_info_only_escalated_decisions_are_logged(
