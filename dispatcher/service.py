@@ -19,9 +19,10 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -64,10 +65,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
+    """Capped exponential backoff for transient store errors: the backpressure of the shell."""
+
     first_delay_s: float = 0.2
     max_delay_s: float = 5.0
+
+    async def run(
+        self,
+        work: Callable[[], Awaitable[T]],
+        on_retry: Callable[[BaseException, float], None] | None = None,
+    ) -> T:
+        """Await ``work()`` until it succeeds; retry (forever) only on ``TRANSIENT_ERRORS``.
+
+        ``on_retry(error, delay)`` is told before each wait; any other exception propagates."""
+        delay = self.first_delay_s
+        while True:
+            try:
+                return await work()
+            except TRANSIENT_ERRORS as exc:
+                if on_retry is not None:
+                    on_retry(exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay_s)
 
 
 def _category(field: str) -> str:
@@ -138,16 +162,9 @@ class BatchProcessor:
             due = silence_candidates(contexts, now, ruleset=ruleset)
             return list(due), lambda seen: plan_silence_checks(due, seen, now)
 
-        delay = self._retry.first_delay_s
-        while True:
-            try:
-                stored = await self._repo.apply_sensor_scan(since, limit, planner)
-                break
-            except TRANSIENT_ERRORS as exc:
-                self._metrics.store_retries.inc()
-                log.warning("store_unavailable_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry.max_delay_s)
+        stored = await self._retry.run(
+            lambda: self._repo.apply_sensor_scan(since, limit, planner), self._on_store_retry
+        )
         self._observe(stored.plan)
         await self.relay(stored.outbox_ids)
         return stored
@@ -169,27 +186,23 @@ class BatchProcessor:
         for m in messages:
             self._metrics.observe_published(m.topic, m.value, sent_at)
 
-    async def _store_with_retry(self, messages: Sequence[Incoming]) -> StoredBatch:
-        delay = self._retry.first_delay_s
-        while True:
-            now = self._clock()
-            accepted, dead = decode_batch(messages, now)
-            ids = [a.event.event_id for a in accepted]
-            citizens = [a.event.citizen_id for a in accepted]
+    def _on_store_retry(self, exc: BaseException, delay: float) -> None:
+        self._metrics.store_retries.inc()
+        log.warning(
+            "store_unavailable_retrying", error=type(exc).__name__, retry_in_s=round(delay, 2)
+        )
 
-            planner = functools.partial(self._plan, accepted, dead, now=now)
-            try:
-                return await self._repo.apply_batch(ids, citizens, planner)
-            except TRANSIENT_ERRORS as exc:
-                self._metrics.store_retries.inc()
-                log.warning(
-                    "store_unavailable_retrying",
-                    error=type(exc).__name__,
-                    retry_in_s=round(delay, 2),
-                    batch=len(messages),
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry.max_delay_s)
+    async def _store_with_retry(self, messages: Sequence[Incoming]) -> StoredBatch:
+        return await self._retry.run(lambda: self._store_once(messages), self._on_store_retry)
+
+    async def _store_once(self, messages: Sequence[Incoming]) -> StoredBatch:
+        """Decode (with the clock read now, so a retry judges timestamps afresh) and store."""
+        now = self._clock()
+        accepted, dead = decode_batch(messages, now)
+        ids = [a.event.event_id for a in accepted]
+        citizens = [a.event.citizen_id for a in accepted]
+        planner = functools.partial(self._plan, accepted, dead, now=now)
+        return await self._repo.apply_batch(ids, citizens, planner)
 
     def _plan(
         self,
@@ -224,14 +237,9 @@ class BatchProcessor:
             def planner(_seen: set[UUID], _ctx: dict[str, CitizenContext]) -> BatchPlan:
                 return BatchPlan(dead_letters=[letter])
 
-            delay = self._retry.first_delay_s
-            while True:
-                try:
-                    return await self._repo.apply_batch([], [], planner)
-                except TRANSIENT_ERRORS:
-                    self._metrics.store_retries.inc()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry.max_delay_s)
+            return await self._retry.run(
+                lambda: self._repo.apply_batch([], [], planner), self._on_store_retry
+            )
 
     def _observe(self, plan: BatchPlan) -> None:
         """Metrics (one label lookup per distinct label set of the batch) and decision logs."""

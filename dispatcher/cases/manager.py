@@ -11,13 +11,12 @@ a column, a worker restart loses nothing.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -35,11 +34,18 @@ from dispatcher.cases.lifecycle import (
 from dispatcher.events import Escalation
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
-from dispatcher.service import TRANSIENT_ERRORS, RetryPolicy
+from dispatcher.service import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
 DEADLINE_SCAN_LIMIT = 100
+T = TypeVar("T")
+
+
+def _log_case_retry(exc: BaseException, delay: float) -> None:
+    log.warning(
+        "case_store_unavailable_retrying", error=type(exc).__name__, retry_in_s=round(delay, 2)
+    )
 
 
 def utcnow() -> datetime:
@@ -80,15 +86,8 @@ class CaseManager:
     def invalidate_roster(self) -> None:
         self._roster = None
 
-    async def _retrying(self, work: Callable[[], Any]) -> Any:
-        delay = self._retry.first_delay_s
-        while True:
-            try:
-                return await work()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("case_store_unavailable_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry.max_delay_s)
+    async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+        return await self._retry.run(work, _log_case_retry)
 
     async def handle(self, raw_escalations: Sequence[bytes]) -> list[CaseDecision]:
         """Apply each escalation to its citizen's case; relay the pages once stored."""
