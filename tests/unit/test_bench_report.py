@@ -108,9 +108,18 @@ def test_frames_and_packages() -> None:
 def test_no_loss_sums_the_stacks() -> None:
     from bench.run import combine_no_loss
 
-    one = {"stack": "search stack", "accepted_events": 10, "audit_rows": 10, "bad_events": 1,
-           "dead_letters": 1, "escalating_events": 2, "escalations_missing": 0,
-           "escalations_unmatched": 0, "produce_errors": 0, "ok": True}
+    one = {
+        "stack": "search stack",
+        "accepted_events": 10,
+        "audit_rows": 10,
+        "bad_events": 1,
+        "dead_letters": 1,
+        "escalating_events": 2,
+        "escalations_missing": 0,
+        "escalations_unmatched": 0,
+        "produce_errors": 0,
+        "ok": True,
+    }
     two = {**one, "stack": "fresh stack", "audit_rows": 9, "ok": False}
     nl = combine_no_loss([one, two])
     assert (nl["accepted_events"], nl["audit_rows"], nl["ok"]) == (20, 19, False)
@@ -121,8 +130,14 @@ def test_no_loss_sums_the_stacks() -> None:
 
 
 def test_markdown_says_latency_ran_on_a_fresh_stack() -> None:
-    fresh = {"infra_s": 3.0, "worker_startup_s": 7.0, "warmup_events": 24500,
-             "drain_rate": 5000.0, "old_stopped_s": 2.0, "warmup_s": 9.0}
+    fresh = {
+        "infra_s": 3.0,
+        "worker_startup_s": 7.0,
+        "warmup_events": 24500,
+        "drain_rate": 5000.0,
+        "old_stopped_s": 2.0,
+        "warmup_s": 9.0,
+    }
     md = render_markdown(results(fresh_stack=fresh), None)
     assert "**fresh stack**" in md
     assert "24500 events" in md
