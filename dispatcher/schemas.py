@@ -7,25 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dispatcher.events import (
-    DeadLetter,
-    DischargeEvent,
-    Escalation,
-    NurseObservation,
-    SensorReading,
-)
-from dispatcher.topics import (
-    DEAD_LETTER,
-    DISCHARGES,
-    ESCALATIONS,
-    NURSE_OBSERVATIONS,
-    SENSOR_READINGS,
-)
+from dispatcher.decoding import MODEL_BY_TOPIC as INPUT_MODEL_BY_TOPIC
+from dispatcher.events import DeadLetter, Escalation
+from dispatcher.topics import DEAD_LETTER, ESCALATIONS
 
+# Every public topic: the inputs the decoder validates, plus our two outputs.
 MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {
-    DISCHARGES: DischargeEvent,
-    SENSOR_READINGS: SensorReading,
-    NURSE_OBSERVATIONS: NurseObservation,
+    **INPUT_MODEL_BY_TOPIC,
     ESCALATIONS: Escalation,
     DEAD_LETTER: DeadLetter,
 }
