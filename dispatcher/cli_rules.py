@@ -30,7 +30,7 @@ from uuid import UUID
 
 import orjson
 
-from dispatcher.decoding import Decoded, decode
+from dispatcher.decoding import Decoded, Rejected, decode
 from dispatcher.events import InputEvent, Route
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
@@ -62,6 +62,19 @@ def topic_for(obj: dict[str, Any]) -> str:
     return NURSE_OBSERVATIONS
 
 
+def decode_document(
+    raw: bytes, n: int, source: str, now: datetime, default_topic: str
+) -> tuple[str, Decoded | Rejected]:
+    """Decode event ``n`` of a file on the topic its fields suggest (the streaming decoder, so
+    errors read the same); a document that is not JSON at all is a ``UsageError``."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{source}: event {n}: not valid JSON: {exc}") from None
+    topic = topic_for(obj) if isinstance(obj, dict) else default_topic
+    return topic, decode(topic, raw, now)
+
+
 def split_documents(text: str) -> list[bytes]:
     """One JSON object, a JSON array of objects, or JSON lines -> one byte string per event."""
     stripped = text.strip()
@@ -89,12 +102,7 @@ def fold_events(
     """Fold earlier events into the contexts; an invalid one is a ``UsageError``."""
     out = dict(contexts)
     for n, raw in enumerate(raw_events, start=1):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UsageError(f"{source}: event {n}: not valid JSON: {exc}") from None
-        topic = topic_for(obj) if isinstance(obj, dict) else DISCHARGES
-        result = decode(topic, raw, now)
+        _, result = decode_document(raw, n, source, now, DISCHARGES)
         if not isinstance(result, Decoded):
             err = result.errors[0]
             raise UsageError(f"{source}: event {n}: field {err.field!r}: {err.reason}")
@@ -294,12 +302,7 @@ def run_rules_test(
     results: list[dict[str, Any]] = []
     texts: list[str] = []
     for n, raw in enumerate(docs, start=1):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UsageError(f"{event}: event {n}: not valid JSON: {exc}") from None
-        topic = topic_for(obj) if isinstance(obj, dict) else NURSE_OBSERVATIONS
-        decoded = decode(topic, raw, now)
+        topic, decoded = decode_document(raw, n, event, now, NURSE_OBSERVATIONS)
         if not isinstance(decoded, Decoded):
             errs = [e.model_dump() for e in decoded.errors]
             results.append({"event": n, "topic": topic, "error": errs[0], "errors": errs})
