@@ -169,35 +169,29 @@ class Stack:
     def dsn(self) -> str:
         return self.settings.dsn()
 
-    def start_worker(self, name: str | None = None, web_port: int | None = None) -> WorkerProcess:
-        name = name or f"worker-{len(self.workers) + 1}"
-        port = web_port or free_port()
-        env = {**os.environ, **self.settings.to_env(), "DISPATCHER_WEB_PORT": str(port)}
+    def _spawn(self, name: str, port: int, args: list[str], port_env: str) -> WorkerProcess:
+        """``python -m dispatcher ARGS`` as a child with our settings, logging to NAME.log."""
+        env = {**os.environ, **self.settings.to_env(), port_env: str(port)}
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher", "worker"],
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "dispatcher", *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        worker = WorkerProcess(name, port, proc, log_path, log)
+        return WorkerProcess(name, port, proc, log_path, log)
+
+    def start_worker(self, name: str | None = None, web_port: int | None = None) -> WorkerProcess:
+        name = name or f"worker-{len(self.workers) + 1}"
+        worker = self._spawn(name, web_port or free_port(), ["worker"], "DISPATCHER_WEB_PORT")
         self.workers.append(worker)
         return worker
 
     def start_api(self, port: int | None = None) -> WorkerProcess:
         """Start the HTTP API (``python -m dispatcher api``) as a child process."""
         port = port or free_port()
-        env = {**os.environ, **self.settings.to_env(), "DISPATCHER_API_PORT": str(port)}
-        log_path = self.run_dir / "api.log"
-        log = log_path.open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "dispatcher", "api", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        api = WorkerProcess("api", port, proc, log_path, log)
+        api = self._spawn("api", port, ["api", "--port", str(port)], "DISPATCHER_API_PORT")
         self.apis.append(api)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -207,7 +201,7 @@ class Stack:
             if not api.alive():
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"the API did not come up; see {log_path}")
+        raise RuntimeError(f"the API did not come up; see {api.log_path}")
 
     def wait_healthy(self, worker: WorkerProcess, timeout_s: float = 90.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout_s
