@@ -78,14 +78,18 @@ async def raw_passthrough(
 
 
 async def fetch_latency(
-    bootstrap: str, topic: str, fetch_max_wait_ms: int, messages: int = 40,
+    bootstrap: str,
+    topic: str,
+    fetch_max_wait_ms: int,
+    messages: int = 40,
     interval_s: float = 0.05,
 ) -> list[float]:
     """Produce -> consume latency (ms) of a bare aiokafka consumer at a trickle, for a given
     ``fetch_max_wait_ms`` (faust hard-codes 1500): how long the broker holds a fetch when
     data arrives during it."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=fetch_max_wait_ms,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, fetch_max_wait_ms=fetch_max_wait_ms, enable_auto_commit=False
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     await consumer.start()
@@ -123,7 +127,13 @@ async def fetch_latency(
 
 
 def faust_passthrough(
-    bootstrap: str, src: str, dst: str, *, count: int, timeout_s: float, result: Path,
+    bootstrap: str,
+    src: str,
+    dst: str,
+    *,
+    count: int,
+    timeout_s: float,
+    result: Path,
     datadir: Path,
 ) -> None:
     """Blocks in faust's worker; writes ``result`` and exits the process when done."""
@@ -150,13 +160,16 @@ def faust_passthrough(
         end = time.monotonic()
         elapsed = end - first if first is not None else 0.0
         n = state["n"]
-        _write(result, {
-            "kind": "faust",
-            "messages": n,
-            "elapsed_s": elapsed,
-            "rate": n / elapsed if elapsed > 0 else 0.0,
-            "complete": n >= count,
-        })
+        _write(
+            result,
+            {
+                "kind": "faust",
+                "messages": n,
+                "elapsed_s": elapsed,
+                "rate": n / elapsed if elapsed > 0 else 0.0,
+                "complete": n >= count,
+            },
+        )
         os._exit(0)  # the result is written; skip faust's slow shutdown
 
     @app.agent(src_topic)
@@ -198,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.result, res)
         return 0
     faust_passthrough(
-        args.bootstrap, args.src, args.dst, count=args.count, timeout_s=args.timeout,
-        result=args.result, datadir=args.datadir,
+        args.bootstrap,
+        args.src,
+        args.dst,
+        count=args.count,
+        timeout_s=args.timeout,
+        result=args.result,
+        datadir=args.datadir,
     )
     return 0
 

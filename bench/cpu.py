@@ -16,7 +16,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def parse_stat(text: str) -> tuple[int, float]:
     """``/proc/<pid>/stat`` -> (ppid, utime+stime in clock ticks). The command name may hold
     spaces and parentheses, so fields are counted after the last ')'."""
-    rest = text[text.rindex(")") + 2:].split()
+    rest = text[text.rindex(")") + 2 :].split()
     # rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15
     return int(rest[1]), float(int(rest[11]) + int(rest[12]))
 
@@ -81,8 +81,9 @@ class CpuMeter:
         return snap
 
 
-def cores_used(before: Mapping[str, float], after: Mapping[str, float], seconds: float
-               ) -> dict[str, float]:
+def cores_used(
+    before: Mapping[str, float], after: Mapping[str, float], seconds: float
+) -> dict[str, float]:
     """Average cores used per group between two snapshots; ``machine`` is the whole box
     (other people's processes included)."""
     out = {

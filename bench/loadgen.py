@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.workload import LoadEvent
-from dispatcher.topics import ESCALATIONS
+from dispatcher.contract.topics import ESCALATIONS
 
 Clock = Callable[[], float]
 

@@ -30,8 +30,21 @@ def record(pid: int, seconds: int, out: Path, rate: int = 100) -> subprocess.Pop
     if exe is None:
         return None
     return subprocess.Popen(  # noqa: S603 - py-spy from our own venv
-        [exe, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate),
-         "--format", "raw", "--nonblocking", "--output", str(out)],
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -62,13 +75,26 @@ def package_of(file: str) -> str:
     parts = [p for p in path.split("/") if p]
     if "dispatcher" in parts:
         i = parts.index("dispatcher")
-        return "dispatcher/" + "/".join(parts[i + 1:i + 2]).removesuffix(".py")
+        return "dispatcher/" + "/".join(parts[i + 1 : i + 2]).removesuffix(".py")
     if "python3.11" in parts:
         i = parts.index("python3.11")
-        return "stdlib:" + "/".join(parts[i + 1:i + 2]).removesuffix(".py")
-    if parts and parts[0] in {"aiokafka", "faust", "mode", "asyncpg", "pydantic", "structlog",
-                              "orjson", "kafka", "prometheus_client", "pydantic_core", "yarl",
-                              "aiohttp", "croniter", "venusian"}:
+        return "stdlib:" + "/".join(parts[i + 1 : i + 2]).removesuffix(".py")
+    if parts and parts[0] in {
+        "aiokafka",
+        "faust",
+        "mode",
+        "asyncpg",
+        "pydantic",
+        "structlog",
+        "orjson",
+        "kafka",
+        "prometheus_client",
+        "pydantic_core",
+        "yarl",
+        "aiohttp",
+        "croniter",
+        "venusian",
+    }:
         return parts[0]
     if parts and parts[0].endswith(".py"):
         return "stdlib:" + parts[0].removesuffix(".py")
@@ -175,7 +201,5 @@ def summarize(collapsed: str, top: int = 15) -> ProfileSummary:
         packages_self=pkg_self.most_common(top),
         packages_inclusive=pkg_incl.most_common(top),
         dispatcher_inclusive=disp_incl.most_common(top),
-        callers={
-            leaf: parents[leaf].most_common(3) for leaf, _ in top_self[:4] if leaf in parents
-        },
+        callers={leaf: parents[leaf].most_common(3) for leaf, _ in top_self[:4] if leaf in parents},
     )

@@ -60,8 +60,8 @@ from bench.report import write_report
 from bench.stats import Criteria, StepResult, judge, max_sustainable, next_rate, summarize_latencies
 from bench.workload import Kind, LoadEvent, Workload
 from dispatcher.config import Settings
-from dispatcher.stack import SEED_ROSTER, Stack, WorkerProcess, seed_roster_text
-from dispatcher.topics import ensure_topics
+from dispatcher.devstack.stack import SEED_ROSTER, Stack, WorkerProcess, seed_roster_text
+from dispatcher.ops.topics import ensure_topics
 
 # The rate search starts at this fraction of the context-load drain rate and grows by GROWTH.
 START_FRACTION = 0.4
@@ -132,12 +132,14 @@ class Bench:
         self.worker = None
         pg_dir = stack.postgres.data_dir if stack.postgres is not None else None
         broker = stack.broker.process.pid if stack.broker is not None else None
-        self.cpu = CpuMeter({
-            "worker": lambda: [self.worker.process.pid] if self.worker is not None else [],
-            "broker": lambda: [broker] if broker is not None else [],
-            "postgres": lambda: postgres_pids(pg_dir) if pg_dir is not None else [],
-            "load generator": lambda: [os.getpid()],
-        })
+        self.cpu = CpuMeter(
+            {
+                "worker": lambda: [self.worker.process.pid] if self.worker is not None else [],
+                "broker": lambda: [broker] if broker is not None else [],
+                "postgres": lambda: postgres_pids(pg_dir) if pg_dir is not None else [],
+                "load generator": lambda: [os.getpid()],
+            }
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -196,7 +198,8 @@ class Bench:
         source = Workload(cfg.seed, cfg.citizens, salt=f"{cfg.salt}x")
         for kind, count in (("raw", cfg.raw_count), ("faust", cfg.faust_count)):
             events = [
-                e for e in source.batch(count + count // 50, utcnow(), timedelta(microseconds=1))
+                e
+                for e in source.batch(count + count // 50, utcnow(), timedelta(microseconds=1))
                 if e.kind is not Kind.BAD
             ][:count]
             src, dst = f"bench.{kind}.in", f"bench.{kind}.out"
@@ -204,16 +207,32 @@ class Bench:
             await send_open_loop(
                 self.producer, events, None, EscalationTracker(), Counters(), topic=src
             )
-            log(f"baseline {kind}: pre-filled {len(events)} messages in "
-                f"{time.monotonic() - t0:.1f}s; draining")
+            log(
+                f"baseline {kind}: pre-filled {len(events)} messages in "
+                f"{time.monotonic() - t0:.1f}s; draining"
+            )
             result_path = cfg.out_dir / f"baseline-{kind}.json"
             result_path.unlink(missing_ok=True)
             log_file = (cfg.out_dir / f"baseline-{kind}.log").open("wb")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.baselines", kind, "--bootstrap", self.bootstrap,
-                "--in", src, "--out", dst, "--count", str(len(events)),
-                "--timeout", str(cfg.baseline_timeout_s), "--result", str(result_path),
-                "--datadir", str(cfg.out_dir / "faust-data"),
+                sys.executable,
+                "-m",
+                "bench.baselines",
+                kind,
+                "--bootstrap",
+                self.bootstrap,
+                "--in",
+                src,
+                "--out",
+                dst,
+                "--count",
+                str(len(events)),
+                "--timeout",
+                str(cfg.baseline_timeout_s),
+                "--result",
+                str(result_path),
+                "--datadir",
+                str(cfg.out_dir / "faust-data"),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
                 cwd=REPO_ROOT,
@@ -231,8 +250,10 @@ class Bench:
             else:
                 res = {"kind": kind, "error": f"no result; see baseline-{kind}.log", "rate": 0.0}
             out[kind] = res
-            log(f"baseline {kind}: {res.get('rate', 0):.0f} msg/s "
-                f"({res.get('messages')} in {res.get('elapsed_s', 0):.1f}s)")
+            log(
+                f"baseline {kind}: {res.get('rate', 0):.0f} msg/s "
+                f"({res.get('messages')} in {res.get('elapsed_s', 0):.1f}s)"
+            )
         self.results["baselines"] = out
         floor: dict[str, Any] = {}
         for wait_ms in (20, 1500):
@@ -288,8 +309,10 @@ class Bench:
             "drain_s": round(drained - t0, 2),
             "drain_rate": round(drain_rate, 1),
         }
-        log(f"{key}: RSS {before:.1f} -> {after:.1f} MB for {cfg.citizens} citizens; "
-            f"contexts loaded at {drain_rate:.0f} events/s (drain)")
+        log(
+            f"{key}: RSS {before:.1f} -> {after:.1f} MB for {cfg.citizens} citizens; "
+            f"contexts loaded at {drain_rate:.0f} events/s (drain)"
+        )
         return drain_rate
 
     async def step(self, rate: float, seconds: float, label: str) -> dict[str, Any]:
@@ -353,10 +376,12 @@ class Bench:
         verdict_text = (
             "OK" if verdict.sustainable else f"NOT sustainable ({'; '.join(verdict.reasons)})"
         )
-        log(f"{label}: offered {rate:.0f}/s sent {result.achieved_rate:.0f}/s processed "
+        log(
+            f"{label}: offered {rate:.0f}/s sent {result.achieved_rate:.0f}/s processed "
             f"{row['processed_rate']:.0f}/s lag+{row['lag_growth_per_s']:.0f}/s "
             f"p50 {lat['p50_ms']} p99 {lat['p99_ms']} ms (n={latency.count}, "
-            f"missing {latency.missing}) cores {cores} -> {verdict_text}")
+            f"missing {latency.missing}) cores {cores} -> {verdict_text}"
+        )
         await asyncio.sleep(0.5)
         return row
 
@@ -365,7 +390,7 @@ class Bench:
         history: list[tuple[float, bool]] = []
         rows: list[dict[str, Any]] = []
         start = max(50.0, round(seed_rate * START_FRACTION, -1))
-        while (rate := next_rate(history, start, factor=GROWTH, max_steps=cfg.max_steps)):
+        while rate := next_rate(history, start, factor=GROWTH, max_steps=cfg.max_steps):
             row = await self.step(rate, cfg.step_seconds, f"step {len(rows) + 1}")
             rows.append(row)
             history.append((rate, bool(row["sustainable"])))
@@ -419,8 +444,10 @@ class Bench:
             "step": {k: row[k] for k in ("processed_rate", "latency", "sustainable")},
             **summary.as_dict(),
         }
-        log(f"py-spy: {summary.samples} samples; top self frame "
-            f"{summary.self_top[0][0] if summary.self_top else '-'}")
+        log(
+            f"py-spy: {summary.samples} samples; top self frame "
+            f"{summary.self_top[0][0] if summary.self_top else '-'}"
+        )
 
     async def kill_recovery(self, best: float) -> None:
         cfg = self.cfg
@@ -473,16 +500,27 @@ class Bench:
 
     async def audit_rows(self) -> int:
         assert self.probe is not None
-        return int(str(await self.probe.fetchval(
-            "SELECT count(*) FROM audit_log WHERE citizen_id LIKE $1 "
-            "AND source_topic <> 'dispatcher.timer'", f"bench-{self.cfg.salt}%")))
+        return int(
+            str(
+                await self.probe.fetchval(
+                    "SELECT count(*) FROM audit_log WHERE citizen_id LIKE $1 "
+                    "AND source_topic <> 'dispatcher.timer'",
+                    f"bench-{self.cfg.salt}%",
+                )
+            )
+        )
 
     async def no_loss(self, label: str) -> None:
         """The no-loss check of the current stack; ``results["no_loss"]`` sums the stacks."""
         assert self.probe is not None
         audits = await self.audit_rows() - self.audits_before
-        dead = int(str(await self.probe.fetchval(
-            "SELECT count(*) FROM dead_letters WHERE rejected_at >= $1", self.started_at_db)))
+        dead = int(
+            str(
+                await self.probe.fetchval(
+                    "SELECT count(*) FROM dead_letters WHERE rejected_at >= $1", self.started_at_db
+                )
+            )
+        )
         ids = self.counters.escalating_ids
         missing_esc = self.tracker.pending(ids)
         check: dict[str, Any] = {
@@ -495,13 +533,17 @@ class Bench:
             "escalations_missing": missing_esc,
             "escalations_unmatched": self.tracker.unmatched,
             "produce_errors": self.counters.errors,
-            "ok": audits == self.counters.accepted and dead == self.counters.bad
-            and missing_esc == 0 and self.counters.errors == 0,
+            "ok": audits == self.counters.accepted
+            and dead == self.counters.bad
+            and missing_esc == 0
+            and self.counters.errors == 0,
         }
         self.no_loss_per_stack.append(check)
         self.results["no_loss"] = combine_no_loss(self.no_loss_per_stack)
-        log(f"no-loss ({label}): {audits} audit rows for {self.counters.accepted} accepted events; "
-            f"{dead} dead letters for {self.counters.bad} bad; {missing_esc} escalations missing")
+        log(
+            f"no-loss ({label}): {audits} audit rows for {self.counters.accepted} accepted events; "
+            f"{dead} dead letters for {self.counters.bad} bad; {missing_esc} escalations missing"
+        )
 
     async def connect(self) -> None:
         """Escalation read-back and progress probe on the current stack."""
@@ -538,8 +580,11 @@ class Bench:
         log(f"search stack stopped in {stopped_s:.1f}s; starting a fresh one")
         t1 = time.monotonic()
         stack = await asyncio.to_thread(
-            Stack.start_infra, self.settings, self.cfg.out_dir / "stack-fresh",
-            roster_text=seed_roster_text())
+            Stack.start_infra,
+            self.settings,
+            self.cfg.out_dir / "stack-fresh",
+            roster_text=seed_roster_text(),
+        )
         infra_s = time.monotonic() - t1
         self.attach(stack)
         self.producer = await start_producer(self.bootstrap)
@@ -556,8 +601,10 @@ class Bench:
             "warmup_events": mem["warmup_events"] + mem["events"],
             "drain_rate": round(drain_rate, 1),
         }
-        log(f"fresh stack: infra {infra_s:.1f}s, worker healthy in {startup:.1f}s, warmed up "
-            f"with {mem['warmup_events'] + mem['events']} events")
+        log(
+            f"fresh stack: infra {infra_s:.1f}s, worker healthy in {startup:.1f}s, warmed up "
+            f"with {mem['warmup_events'] + mem['events']} events"
+        )
 
     async def run(self) -> dict[str, Any]:
         self.producer = await start_producer(self.bootstrap)
@@ -594,8 +641,16 @@ def summarize_counts(counters: Counters, tracker: EscalationTracker) -> dict[str
 
 def combine_no_loss(checks: list[dict[str, Any]]) -> dict[str, Any]:
     """One no-loss result over every stack of the run: counts summed, ok if each stack's is."""
-    keys = ("accepted_events", "audit_rows", "bad_events", "dead_letters", "escalating_events",
-            "escalations_missing", "escalations_unmatched", "produce_errors")
+    keys = (
+        "accepted_events",
+        "audit_rows",
+        "bad_events",
+        "dead_letters",
+        "escalating_events",
+        "escalations_missing",
+        "escalations_unmatched",
+        "produce_errors",
+    )
     out: dict[str, Any] = {k: sum(int(c[k]) for c in checks) for k in keys}
     out["ok"] = bool(checks) and all(bool(c["ok"]) for c in checks)
     out["stacks"] = checks
@@ -621,15 +676,22 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--raw-count", type=int, default=200_000)
     p.add_argument("--faust-count", type=int, default=30_000)
     p.add_argument("--out", type=Path, default=Path("bench-results"))
-    p.add_argument("--docs", default="docs/benchmark.md",
-                   help="copy the Markdown summary here ('' to skip)")
+    p.add_argument(
+        "--docs", default="docs/benchmark.md", help="copy the Markdown summary here ('' to skip)"
+    )
     p.add_argument("--sustain-p99-ms", type=float, default=Criteria().p99_limit_ms)
     a = p.parse_args(argv)
     return Config(
-        seed=a.seed, citizens=a.citizens, step_seconds=a.step_seconds,
-        latency_seconds=a.latency_seconds, max_steps=a.max_steps,
-        profile_seconds=a.profile_seconds, raw_count=a.raw_count, faust_count=a.faust_count,
-        out_dir=a.out, docs=Path(a.docs) if a.docs else None,
+        seed=a.seed,
+        citizens=a.citizens,
+        step_seconds=a.step_seconds,
+        latency_seconds=a.latency_seconds,
+        max_steps=a.max_steps,
+        profile_seconds=a.profile_seconds,
+        raw_count=a.raw_count,
+        faust_count=a.faust_count,
+        out_dir=a.out,
+        docs=Path(a.docs) if a.docs else None,
         criteria=Criteria(p99_limit_ms=a.sustain_p99_ms),
     )
 
@@ -642,9 +704,11 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh embedded database every run
     shutil.rmtree(cfg.out_dir / "stack-fresh", ignore_errors=True)
     settings = Settings.from_env()
-    log(f"starting infrastructure in {run_dir} "
+    log(
+        f"starting infrastructure in {run_dir} "
         f"({'external' if settings.kafka_bootstrap else 'embedded'} broker, "
-        f"{'external' if settings.database_url else 'embedded'} database)")
+        f"{'external' if settings.database_url else 'embedded'} database)"
+    )
     stack = Stack.start_infra(settings, run_dir, roster_text=seed_roster_text())
     results: dict[str, Any] = {
         "command": "make bench",
@@ -661,13 +725,27 @@ def main(argv: list[str] | None = None) -> int:
             "min_send_ratio": cfg.criteria.min_send_ratio,
             "p99_target_ms": cfg.p99_target_ms,
         },
-        "mix": {k: getattr(Workload().mix, k) for k in (
-            "fall", "deterioration", "worry", "observation", "discharge", "bad", "duplicate")},
+        "mix": {
+            k: getattr(Workload().mix, k)
+            for k in (
+                "fall",
+                "deterioration",
+                "worry",
+                "observation",
+                "discharge",
+                "bad",
+                "duplicate",
+            )
+        },
     }
     stacks = [stack]
     try:
-        ensure_topics(stack.bootstrap, stack.settings.partitions,
-                      stack.settings.replication, extra=BASELINE_TOPICS)
+        ensure_topics(
+            stack.bootstrap,
+            stack.settings.partitions,
+            stack.settings.replication,
+            extra=BASELINE_TOPICS,
+        )
         bench = Bench(cfg, stack, settings)
         stacks = bench.stacks
         bench.results = results

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 
 # Districts and diagnoses known to the seed roster (same as the demo traffic).
 DISTRICTS: tuple[tuple[str, str], ...] = (
@@ -86,8 +86,13 @@ class Mix:
 
     def __post_init__(self) -> None:
         total = (
-            self.fall + self.deterioration + self.worry + self.observation + self.discharge
-            + self.bad + self.duplicate
+            self.fall
+            + self.deterioration
+            + self.worry
+            + self.observation
+            + self.discharge
+            + self.bad
+            + self.duplicate
         )
         if not 0 <= total <= 1:
             raise ValueError(f"mix probabilities add up to {total}, not within [0, 1]")
@@ -201,9 +206,7 @@ class Workload:
             "observer": f"nurse-{rng.randint(1, 40):03d}",
         }
         if kind is Kind.DETERIORATION:  # NEWS2 11: RR 26, SpO2 90, BP 95, pulse 120, 38.5
-            vitals.update(
-                respiration_rate=26, spo2=90, systolic_bp=95, pulse=120, temperature=38.5
-            )
+            vitals.update(respiration_rate=26, spo2=90, systolic_bp=95, pulse=120, temperature=38.5)
         body = {**self._envelope(cid, "homecare-app", at), **vitals}
         return self._make(NURSE_OBSERVATIONS, kind, body)
 
@@ -214,12 +217,22 @@ class Workload:
             value = b'{"kind": "spo2", "value": "high"'  # not JSON
         elif roll == 1:  # wrong type
             value = orjson.dumps(
-                {**self._envelope(cid, "sensor-gw", at), "kind": "spo2", "value": "high",
-                 "unit": "%", "device_id": f"dev-{cid}-spo2"}
+                {
+                    **self._envelope(cid, "sensor-gw", at),
+                    "kind": "spo2",
+                    "value": "high",
+                    "unit": "%",
+                    "device_id": f"dev-{cid}-spo2",
+                }
             )
         else:  # unknown schema version
-            body = {**self._envelope(cid, "sensor-gw", at), "kind": "pulse", "value": 70.0,
-                    "unit": "/min", "device_id": f"dev-{cid}-pulse"}
+            body = {
+                **self._envelope(cid, "sensor-gw", at),
+                "kind": "pulse",
+                "value": 70.0,
+                "unit": "/min",
+                "device_id": f"dev-{cid}-pulse",
+            }
             body["schema_version"] = 9
             value = orjson.dumps(body)
         return LoadEvent(SENSOR_READINGS, cid.encode(), value, Kind.BAD, None)

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from structlog.testing import CapturingLoggerFactory
 
-from dispatcher.logging import configure_logging, uninstall_stdlib_redaction
+from dispatcher.observability.logging import configure_logging, uninstall_stdlib_redaction
 
 
 def now() -> datetime:

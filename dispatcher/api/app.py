@@ -41,7 +41,6 @@ from pydantic import BaseModel, ValidationError
 
 from dispatcher.api import tokens
 from dispatcher.api.models import MAX_SILENCE_MINUTES, ResolveBody, SilenceBody
-from dispatcher.cases import store
 from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
@@ -52,6 +51,7 @@ from dispatcher.cases.lifecycle import (
     resolve,
 )
 from dispatcher.routing.roster import Roster
+from dispatcher.store import cases as store
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from dispatcher.events import PseudonymousId
+from dispatcher.contract.events import PseudonymousId
 
 MAX_SILENCE_MINUTES = 7 * 24 * 60
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from dispatcher.events import Escalation
+from dispatcher.contract.events import Escalation
 from dispatcher.routing.router import RouteDecision, Target
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}

@@ -23,7 +23,6 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from dispatcher.cases import store
 from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
@@ -31,10 +30,11 @@ from dispatcher.cases.lifecycle import (
     on_delivery_failed,
     on_escalation,
 )
-from dispatcher.events import Escalation
+from dispatcher.contract.events import Escalation
+from dispatcher.ingest.processor import RetryPolicy
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
-from dispatcher.service import RetryPolicy
+from dispatcher.store import cases as store
 
 log = structlog.get_logger(__name__)
 

@@ -43,7 +43,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from dispatcher.cases import store
+from dispatcher.ingest.processor import TRANSIENT_ERRORS
 from dispatcher.notify.backoff import (
     AttemptOutcome,
     BackoffPolicy,
@@ -54,7 +54,7 @@ from dispatcher.notify.backoff import (
 from dispatcher.notify.signing import sign_headers
 from dispatcher.notify.webhook import Sender, SendResult
 from dispatcher.routing.roster import Roster
-from dispatcher.service import TRANSIENT_ERRORS
+from dispatcher.store import cases as store
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """Turn one event plus the citizen's context into an explained assessment and the new context.
 
 ``evaluate(event, ctx, now, ruleset)`` is the single pure entry point the streaming path
-(``dispatcher.pipeline.plan_batch``) and the CLI (``dispatcher assess``, ``dispatcher rules
+(``dispatcher.ingest.planner.plan_batch``) and the CLI (``dispatcher assess``, ``dispatcher rules
 test``) share, so both give the same answer for the same input. It handles every event kind and
 always returns the updated context. ``silent_sensor_check`` is the timer-driven counterpart.
 
@@ -36,7 +36,7 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dispatcher.events import (
+from dispatcher.contract.events import (
     DischargeEvent,
     FieldError,
     InputEvent,

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from dispatcher.events import DischargeEvent, DischargeFlag, SensorKind
+from dispatcher.contract.events import DischargeEvent, DischargeFlag, SensorKind
 
 MAX_DIAGNOSES = 20
 MAX_FLAGS = 16

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
-from dispatcher.events import Escalation, Route
+from dispatcher.contract.events import Escalation, Route
 from dispatcher.rules.assessment import Assessment
 
 ESCALATION_NAMESPACE = UUID("5b7c2a3e-2f0d-4d5e-9a35-5a1b9f0c1e77")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.events import Reason, Severity
+from dispatcher.contract.events import Reason, Severity
 from dispatcher.rules.ruleset import _Rule
 
 

@@ -9,7 +9,7 @@ the quarantined field is reported as missing.
 
 from __future__ import annotations
 
-from dispatcher.events import FieldError
+from dispatcher.contract.events import FieldError
 from dispatcher.rules.ruleset import PlausibilityRule
 
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dispatcher.events import SensorKind, Severity
+from dispatcher.contract.events import SensorKind, Severity
 
 EscalatingSeverity = Literal["medium", "high", "critical"]
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from dispatcher.events import SensorReading
+from dispatcher.contract.events import SensorReading
 from dispatcher.rules.context import CitizenContext, Sample
 from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (

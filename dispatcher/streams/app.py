@@ -1,10 +1,10 @@
 """The faust worker: wires the input topics to ``BatchProcessor`` and serves health and metrics.
 
-Only wiring lives here. Decisions are in ``dispatcher.rules``/``dispatcher.pipeline`` and the
+Only wiring lives here. Decisions are in ``dispatcher.rules``/``dispatcher.ingest.planner`` and the
 durable side in ``dispatcher.store``. Three faust pitfalls shape this file:
 
 * A value decode error restarts an agent, so topics use the ``raw`` serializer and we validate
-  bytes ourselves (``dispatcher.decoding``).
+  bytes ourselves (``dispatcher.ingest.decoding``).
 * A message whose agent raised is acked anyway, so the agent uses ``noack_take`` and acks a batch
   only after ``BatchProcessor.handle`` returned, i.e. after its outcome is in PostgreSQL.
 * Table updates and offset commits are not atomic, so per-citizen context lives in PostgreSQL,
@@ -27,14 +27,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from dispatcher.cases.lifecycle import CaseDecision
 from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
-from dispatcher.metrics import DispatcherMetrics
+from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor
 from dispatcher.notify import DeliveryWorker, WebhookSender, roster_secrets
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor
-from dispatcher.store.repository import PostgresRepository
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.batches import PostgresRepository
 from dispatcher.streams import transport
 from dispatcher.streams.lag import install_lag_metrics
-from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
 
 OUTBOX_SWEEP_MIN_AGE_S = 2.0
 log = structlog.get_logger(__name__)

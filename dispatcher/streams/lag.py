@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from dispatcher.metrics import DispatcherMetrics
+from dispatcher.observability.metrics import DispatcherMetrics
 
 log = structlog.get_logger(__name__)
 

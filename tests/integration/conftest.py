@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from dispatcher.config import Settings
-from dispatcher.stack import Stack, WorkerProcess, seed_roster_text
-from dispatcher.topics import DEAD_LETTER, ESCALATIONS
+from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
+from dispatcher.devstack.stack import Stack, WorkerProcess, seed_roster_text
 
 PARTITIONS = 4
 

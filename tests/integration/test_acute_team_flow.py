@@ -15,10 +15,10 @@ import yaml
 from aiohttp import web
 
 from dispatcher.api import tokens
-from dispatcher.embedded import free_port
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS
+from dispatcher.devstack.embedded import free_port
+from dispatcher.devstack.stack import Stack, WorkerProcess, seed_roster_text
 from dispatcher.notify.signing import verify
-from dispatcher.stack import Stack, WorkerProcess, seed_roster_text
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS
 from tests import helpers
 from tests.integration.conftest import Publish
 

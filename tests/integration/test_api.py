@@ -27,11 +27,11 @@ from structlog.testing import capture_logs
 
 from dispatcher.api import tokens
 from dispatcher.api.app import create_api
-from dispatcher.cases import store
 from dispatcher.cases.lifecycle import Case, CaseState
-from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.devstack.embedded import EmbeddedPostgres
+from dispatcher.devstack.stack import apply_migrations, seed_roster_text
 from dispatcher.routing.router import Target
-from dispatcher.stack import apply_migrations, seed_roster_text
+from dispatcher.store import cases as store
 
 Client = TestClient  # type: ignore[type-arg]
 

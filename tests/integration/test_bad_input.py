@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.stack import Stack, WorkerProcess
-from dispatcher.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.devstack.stack import Stack, WorkerProcess
 from tests import helpers
 from tests.integration.conftest import Publish, TopicReader, wait_audited
 

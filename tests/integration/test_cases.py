@@ -11,10 +11,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from dispatcher.cases.store import load_roster
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS
+from dispatcher.devstack.stack import Stack
 from dispatcher.routing.roster import Roster, page_topic
-from dispatcher.stack import Stack
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS
+from dispatcher.store.cases import load_roster
 from tests import helpers
 from tests.integration.conftest import Publish, TopicReader, wait_audited
 

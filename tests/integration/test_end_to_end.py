@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.stack import Stack, WorkerProcess, healthz
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.devstack.stack import Stack, WorkerProcess, healthz
 from tests import helpers
 from tests.integration.conftest import Publish, TopicReader, wait_audited
 

@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 from kafka import KafkaAdminClient
 
-from dispatcher import reconcile
 from dispatcher.config import Settings
-from dispatcher.stack import Stack, seed_roster_text
-from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.devstack.stack import Stack, seed_roster_text
+from dispatcher.ops import reconcile
 from tests.integration.traffic import Load, LoadResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -314,7 +314,7 @@ class TestBrokerRestart:
         fault_stack.broker.restart()
         from kafka import KafkaProducer
 
-        from dispatcher.topics import NURSE_OBSERVATIONS
+        from dispatcher.contract.topics import NURSE_OBSERVATIONS
         from tests import helpers
         from tests.integration.conftest import TopicReader
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import asyncpg
 
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor
-from dispatcher.stack import Stack, apply_migrations
-from dispatcher.store.repository import PostgresRepository
-from dispatcher.topics import DISCHARGES, ESCALATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import DISCHARGES, ESCALATIONS, SENSOR_READINGS
+from dispatcher.devstack.stack import Stack, apply_migrations
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.batches import PostgresRepository
 from tests import helpers
 
 

@@ -27,9 +27,9 @@ import yaml
 from kafka import KafkaProducer
 
 from dispatcher.config import Settings
-from dispatcher.embedded import free_port
-from dispatcher.stack import Stack
-from dispatcher.topics import NURSE_OBSERVATIONS
+from dispatcher.contract.topics import NURSE_OBSERVATIONS
+from dispatcher.devstack.embedded import free_port
+from dispatcher.devstack.stack import Stack
 from tests import helpers
 
 # Label names a scraped dispatcher series may carry (the metric's own, plus Prometheus's).

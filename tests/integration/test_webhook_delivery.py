@@ -27,7 +27,6 @@ import orjson
 import pytest
 from aiohttp import web
 
-from dispatcher.cases import store
 from dispatcher.cases.lifecycle import (
     SYSTEM,
     Case,
@@ -38,7 +37,8 @@ from dispatcher.cases.lifecycle import (
     page_id_for,
 )
 from dispatcher.cases.manager import CaseManager
-from dispatcher.embedded import EmbeddedPostgres
+from dispatcher.devstack.embedded import EmbeddedPostgres
+from dispatcher.devstack.stack import apply_migrations
 from dispatcher.notify.backoff import BackoffPolicy
 from dispatcher.notify.delivery import DeliveryWorker, roster_secrets
 from dispatcher.notify.signing import (
@@ -50,7 +50,7 @@ from dispatcher.notify.signing import (
 from dispatcher.notify.webhook import WebhookSender
 from dispatcher.routing.roster import Channels, Roster, Team, Tier, Webhook
 from dispatcher.routing.router import Target
-from dispatcher.stack import apply_migrations
+from dispatcher.store import cases as store
 
 TABLES = (
     "delivery_attempts, deliveries, case_events, case_escalations, cases, outbox, "

@@ -11,7 +11,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from dispatcher.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
 from tests import helpers
 
 

@@ -17,8 +17,8 @@ from dispatcher.api.app import (
 )
 from dispatcher.api.models import SilenceBody
 from dispatcher.api.tokens import Principal, token_hash
+from dispatcher.devstack.stack import seed_roster_text
 from dispatcher.routing.roster import Roster
-from dispatcher.stack import seed_roster_text
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from bench.workload import Kind, Mix, Workload, summarize
-from dispatcher.decoding import Decoded, Rejected, decode
+from dispatcher.ingest.decoding import Decoded, Rejected, decode
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 TICK = timedelta(milliseconds=1)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.decoding import MAX_MESSAGE_BYTES, Decoded, Rejected, decode
-from dispatcher.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.ingest.decoding import MAX_MESSAGE_BYTES, Decoded, Rejected, decode
 from tests import helpers
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

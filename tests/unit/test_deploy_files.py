@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from dispatcher.cli.traffic import traffic_options
 from dispatcher.config import ENV_PREFIX, Settings
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.traffic_cli import traffic_options
+from dispatcher.observability.metrics import DispatcherMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

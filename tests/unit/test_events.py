@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dispatcher.events import DischargeEvent, NurseObservation, SensorReading
-from dispatcher.schemas import MODEL_BY_TOPIC, drift
+from dispatcher.contract.events import DischargeEvent, NurseObservation, SensorReading
+from dispatcher.contract.schemas import MODEL_BY_TOPIC, drift
 from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from dispatcher.cases.lifecycle import (
     on_escalation,
     resolve,
 )
-from dispatcher.events import Escalation, Reason, Route
+from dispatcher.contract.events import Escalation, Reason, Route
 from dispatcher.routing.router import RouteDecision, Target
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

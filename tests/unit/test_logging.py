@@ -22,18 +22,18 @@ import structlog
 from mode.utils.logging import ExtensionFormatter
 from structlog.testing import CapturingLoggerFactory
 
-from dispatcher.logging import (
+from dispatcher.contract.topics import NURSE_OBSERVATIONS
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor
+from dispatcher.observability.logging import (
     CPR_REDACTED,
     REDACTED,
     configure_logging,
     redact_text,
     uninstall_stdlib_redaction,
 )
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor
-from dispatcher.store.fake import InMemoryRepository
-from dispatcher.topics import NURSE_OBSERVATIONS
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.testing import InMemoryRepository
 from tests import helpers
 
 # Synthetic CPR-shaped test values (valid dates, not real people).

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor
-from dispatcher.store.fake import InMemoryRepository
+from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS, NURSE_OBSERVATIONS
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.testing import InMemoryRepository
 from dispatcher.streams.lag import compute_lag, refresh_outbox_backlog
-from dispatcher.topics import DEAD_LETTER, ESCALATIONS, NURSE_OBSERVATIONS
 from tests import helpers
 
 # Bounded vocabularies only. Adding a label means adding it here, on purpose.

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from structlog.testing import CapturingLoggerFactory
 
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor
-from dispatcher.store.fake import InMemoryRepository
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.testing import InMemoryRepository
 from tests import helpers
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)

@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import Incoming, OutboxMessage
-from dispatcher.service import BatchProcessor, RetryPolicy
-from dispatcher.store.fake import InMemoryRepository
-from dispatcher.topics import (
+from dispatcher.contract.topics import (
     DEAD_LETTER,
     DISCHARGES,
     ESCALATIONS,
     NURSE_OBSERVATIONS,
     SENSOR_READINGS,
 )
+from dispatcher.ingest.planner import Incoming, OutboxMessage
+from dispatcher.ingest.processor import BatchProcessor, RetryPolicy
+from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.testing import InMemoryRepository
 from tests import helpers
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

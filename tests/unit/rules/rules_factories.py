@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from dispatcher.events import DischargeEvent, NurseObservation, SensorKind, SensorReading
+from dispatcher.contract.events import DischargeEvent, NurseObservation, SensorKind, SensorReading
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 CITIZEN = "cit-7f3a9c"

@@ -9,7 +9,7 @@ from rules_factories import NOW, discharge, observation
 
 from dispatcher.rules.assessment import SEVERITY_ORDER, Assessment, assess, evaluate
 from dispatcher.rules.context import CitizenContext, empty_context
-from dispatcher.rules.routing import first_route
+from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import News2BandRule, News2TrendRule, default_ruleset
 
 RS = default_ruleset()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from rules_factories import CITIZEN, NOW, discharge, observation, reading
 
-from dispatcher.events import SensorKind
+from dispatcher.contract.events import SensorKind
 from dispatcher.rules.assessment import competence_for, evaluate
 from dispatcher.rules.context import (
     MAX_DIAGNOSES,

@@ -12,12 +12,13 @@ import pytest
 import yaml
 from rules_factories import NOW, discharge, new_id, observation, reading
 
-from dispatcher import cli, pipeline
-from dispatcher.cli_rules import assess_lines, run_assess, run_rules_check, run_rules_test
-from dispatcher.events import InputEvent, SensorKind
-from dispatcher.pipeline import Incoming, decode_batch, plan_batch
+from dispatcher.cli import main as cli
+from dispatcher.cli.rules import assess_lines, run_assess, run_rules_check, run_rules_test
+from dispatcher.contract.events import InputEvent, SensorKind
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.ingest import planner as pipeline
+from dispatcher.ingest.planner import Incoming, decode_batch, plan_batch
 from dispatcher.rules.ruleset import default_ruleset, default_ruleset_text, parse_ruleset
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 
 
 def raw(event: InputEvent) -> bytes:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import yaml
 from rules_factories import NOW, discharge, observation, reading
 
-from dispatcher.events import InputEvent, SensorKind
+from dispatcher.contract.events import InputEvent, SensorKind
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import (

@@ -18,10 +18,10 @@ from uuid import UUID
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from dispatcher.topics import ESCALATIONS
+from dispatcher.contract.topics import ESCALATIONS
 
 if TYPE_CHECKING:
-    from dispatcher.pipeline import BatchPlan
+    from dispatcher.ingest.planner import BatchPlan
 
 # Acknowledgement objectives (critical 5 min, high 15 min, medium 30 min) are bucket bounds, so
 # the alert rules can compute "share acknowledged within the objective" exactly.

@@ -9,8 +9,9 @@ contexts of the citizens in the batch, they decide, in message order, what every
 * or a dead letter with the field and reason (bad input, or a rule that raised),
 * or a duplicate (its event id was seen before): nothing new is stored or sent.
 
-The I/O shell (``dispatcher.service``) stores the whole plan in one PostgreSQL transaction, with
-the outgoing messages in an outbox, so a crash can never leave a decision half-made.
+The I/O shell (``dispatcher.ingest.processor``) stores the whole plan in one PostgreSQL
+transaction, with the outgoing messages in an outbox, so a crash can never leave a
+decision half-made.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from dispatcher.decoding import Decoded, decode
-from dispatcher.events import (
+from dispatcher.contract.events import (
     AuditedEvent,
     DeadLetter,
     DischargeEvent,
@@ -32,12 +32,13 @@ from dispatcher.events import (
     InputEvent,
     SensorSilenceCheck,
 )
+from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
+from dispatcher.ingest.decoding import Decoded, decode
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
-from dispatcher.rules.routing import first_route
+from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import RuleSet, default_ruleset
-from dispatcher.topics import DEAD_LETTER, ESCALATIONS
 
 # Audit rows of the dispatcher's own timer checks name this pseudo-topic, partition and offset.
 TIMER_SOURCE = "dispatcher.timer"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from dispatcher.pipeline import BatchPlan, OutboxMessage
+from dispatcher.ingest.planner import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
-from dispatcher.store.repository import Planner, ScanPlanner, Sender, StoredBatch
+from dispatcher.store.batches import Planner, ScanPlanner, Sender, StoredBatch
 
 
 @dataclass

@@ -28,9 +28,8 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from dispatcher.events import DeadLetter, FieldError
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.pipeline import (
+from dispatcher.contract.events import DeadLetter, FieldError
+from dispatcher.ingest.planner import (
     Accepted,
     BatchPlan,
     Incoming,
@@ -41,9 +40,10 @@ from dispatcher.pipeline import (
     plan_silence_checks,
     silence_candidates,
 )
+from dispatcher.observability.metrics import DispatcherMetrics
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
-from dispatcher.store.repository import Repository, Sender, StoredBatch
+from dispatcher.store.batches import Repository, Sender, StoredBatch
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """The durable side of a batch: one PostgreSQL transaction per batch, and the outbox relay.
 
 ``Repository`` is the small interface the service depends on; ``PostgresRepository`` is the real
-one (asyncpg) and ``InMemoryRepository`` in ``dispatcher.store.fake`` is its test double.
+one (asyncpg) and ``InMemoryRepository`` in ``dispatcher.store.testing`` is its test double.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from dispatcher.pipeline import BatchPlan, OutboxMessage
+from dispatcher.ingest.planner import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
 
 Planner = Callable[[set[UUID], dict[str, CitizenContext]], BatchPlan]

@@ -3,7 +3,7 @@
 * ``dispatcher assess [--context FILE] [--rules FILE] [--now TIME]`` reads nurse observations
   (the public event JSON, one per line) on stdin and prints one JSON line per input: the
   explained assessment, or ``{"line": n, "error": {"field": ..., "reason": ...}}``. Lines are
-  decoded with ``dispatcher.decoding.decode`` and evaluated with
+  decoded with ``dispatcher.ingest.decoding.decode`` and evaluated with
   ``dispatcher.rules.assessment.evaluate``, exactly as the streaming path does, with the
   citizen's context carried from line to line.
 * ``dispatcher rules test --event FILE [--context FILE] [--rules FILE] [--json]`` shows which
@@ -30,18 +30,18 @@ from uuid import UUID
 
 import orjson
 
-from dispatcher.decoding import Decoded, Rejected, decode
-from dispatcher.events import InputEvent, Route
+from dispatcher.contract.events import InputEvent, Route
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.ingest.decoding import Decoded, Rejected, decode
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
-from dispatcher.rules.routing import first_route
+from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import (
     RuleSet,
     RuleSetError,
     default_ruleset,
     load_ruleset,
 )
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 
 
 class UsageError(Exception):
@@ -126,9 +126,9 @@ def assess_lines(
 ) -> Iterator[dict[str, Any]]:
     """One output document per non-blank input line (nurse observations), in order.
 
-    Mirrors ``dispatcher.pipeline.plan_batch``: decode like the streaming path, skip a repeated
-    event id, evaluate with the citizen's context carried forward, and turn a rule exception
-    into an error on field ``$rules``.
+    Mirrors ``dispatcher.ingest.planner.plan_batch``: decode like the streaming path, skip a
+    repeated event id, evaluate with the citizen's context carried forward, and turn a rule
+    exception into an error on field ``$rules``.
     """
     current = dict(contexts)
     seen: set[UUID] = set()

@@ -27,10 +27,10 @@ from aiohttp import web
 
 from dispatcher.api import tokens
 from dispatcher.api.app import create_api, roster_view
-from dispatcher.cases import store
 from dispatcher.config import Settings
-from dispatcher.logging import configure_logging
+from dispatcher.observability.logging import configure_logging
 from dispatcher.routing.roster import Roster, RosterError, parse_roster
+from dispatcher.store import cases as store
 
 log = structlog.get_logger(__name__)
 

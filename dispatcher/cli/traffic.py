@@ -18,8 +18,8 @@ from types import FrameType
 from kafka.errors import KafkaError
 
 from dispatcher.config import Settings
-from dispatcher.demo import run_traffic
-from dispatcher.logging import configure_logging
+from dispatcher.devstack.demo import run_traffic
+from dispatcher.observability.logging import configure_logging
 
 RETRY_DELAY_S = 3.0
 

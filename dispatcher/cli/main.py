@@ -10,9 +10,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from dispatcher import cli_ops, cli_rules
+from dispatcher.cli import ops as cli_ops
+from dispatcher.cli import rules as cli_rules
 from dispatcher.config import Settings
-from dispatcher.logging import configure_logging
+from dispatcher.observability.logging import configure_logging
 
 REPO_SCHEMAS = Path("schemas")
 
@@ -26,7 +27,7 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
 
 def _print_banner(stack: object, settings: Settings) -> None:
-    from dispatcher.stack import Stack
+    from dispatcher.devstack.stack import Stack
 
     assert isinstance(stack, Stack)
     print("acute dispatcher is up", flush=True)
@@ -42,12 +43,12 @@ def _print_banner(stack: object, settings: Settings) -> None:
 
 
 def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
-    from dispatcher.stack import Stack
+    from dispatcher.devstack.stack import Stack
 
     settings = Settings.from_env()
     stop = threading.Event()
     _install_stop_handlers(stop)
-    from dispatcher.stack import seed_roster_text
+    from dispatcher.devstack.stack import seed_roster_text
 
     roster_text = (
         Path(args.roster).read_text(encoding="utf-8") if args.roster else (seed_roster_text())
@@ -68,7 +69,7 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             flush=True,
         )
         if demo:
-            from dispatcher import demo as demo_mod
+            from dispatcher.devstack import demo as demo_mod
 
             print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n", flush=True)
             threads = [
@@ -85,7 +86,7 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             ]
             for t in threads:
                 t.start()
-        from dispatcher.demo import sleep_until
+        from dispatcher.devstack.demo import sleep_until
 
         while not stop.is_set():
             sleep_until(stop, args.duration)
@@ -111,9 +112,9 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from dispatcher.stack import apply_migrations
+    from dispatcher.devstack.stack import apply_migrations
+    from dispatcher.ops.topics import ensure_topics
     from dispatcher.streams.app import create_app
-    from dispatcher.topics import ensure_topics
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
@@ -128,7 +129,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from dispatcher.stack import apply_migrations
+    from dispatcher.devstack.stack import apply_migrations
 
     applied = asyncio.run(apply_migrations(Settings.from_env().dsn()))
     print(f"applied migrations: {applied or 'none (up to date)'}")
@@ -136,7 +137,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    from dispatcher import schemas
+    from dispatcher.contract import schemas
 
     folder = Path(args.dir)
     if args.action == "write":
@@ -157,7 +158,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     import json
 
-    from dispatcher import reconcile
+    from dispatcher.ops import reconcile
 
     settings = Settings.from_env()
     report = asyncio.run(reconcile.run(settings.bootstrap(), settings.dsn(), args.grace))

@@ -25,9 +25,9 @@ import asyncpg
 from pydantic import SecretStr
 
 from dispatcher.config import Settings
-from dispatcher.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from dispatcher.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from dispatcher.ops.topics import ensure_topics
 from dispatcher.store.migrate import migrate
-from dispatcher.topics import ensure_topics
 
 SEED_ROSTER = "seed_roster.yaml"
 
@@ -40,8 +40,8 @@ def seed_roster_text() -> str:
 
 async def load_roster_if_empty(dsn: str, text: str, source: str) -> list[str]:
     """Store the roster unless one is loaded already; return the teams' page topics."""
-    from dispatcher.cases.store import load_roster, store_roster
     from dispatcher.routing.roster import page_topic, parse_roster
+    from dispatcher.store.cases import load_roster, store_roster
 
     roster = parse_roster(text, source)
     conn = await asyncpg.connect(dsn)

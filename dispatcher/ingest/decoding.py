@@ -15,14 +15,14 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from dispatcher.events import (
+from dispatcher.contract.events import (
     DischargeEvent,
     FieldError,
     InputEvent,
     NurseObservation,
     SensorReading,
 )
-from dispatcher.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 
 MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {
     DISCHARGES: DischargeEvent,

@@ -27,8 +27,8 @@ from uuid import UUID
 
 import orjson
 
-from dispatcher.pipeline import Incoming, dead_letter_id_for
-from dispatcher.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.ingest.planner import Incoming, dead_letter_id_for
 
 
 def event_id_of(raw: bytes | None) -> UUID | None:

@@ -10,7 +10,7 @@ A deliberately small first version (the full roster-aware router is its own piec
 
 from __future__ import annotations
 
-from dispatcher.events import Route
+from dispatcher.contract.events import Route
 from dispatcher.rules.assessment import Assessment
 from dispatcher.rules.context import CitizenContext
 

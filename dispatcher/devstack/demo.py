@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dispatcher.topics import (
+from dispatcher.contract.topics import (
     DEAD_LETTER,
     DISCHARGES,
     ESCALATIONS,

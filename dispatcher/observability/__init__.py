@@ -1,0 +1,1 @@
+"""Metrics (Prometheus, injected registry) and logs (structlog, CPR and free-text redaction)."""

@@ -1,0 +1,1 @@
+"""Operator tasks kept apart from the server: the reconciler and topic administration."""
