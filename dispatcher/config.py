@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from dispatcher.errors import ConfigError
+
 ENV_PREFIX = "DISPATCHER_"
 
 
@@ -64,12 +66,12 @@ class Settings(BaseModel):
 
     def dsn(self) -> str:
         if self.database_url is None:
-            raise RuntimeError("DISPATCHER_DATABASE_URL is not set")
+            raise ConfigError("DISPATCHER_DATABASE_URL is not set")
         return self.database_url.get_secret_value()
 
     def bootstrap(self) -> str:
         if not self.kafka_bootstrap:
-            raise RuntimeError("DISPATCHER_KAFKA_BOOTSTRAP is not set")
+            raise ConfigError("DISPATCHER_KAFKA_BOOTSTRAP is not set")
         return self.kafka_bootstrap
 
     def to_env(self) -> dict[str, str]:

@@ -45,11 +45,12 @@ from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
     CaseEvent,
-    CaseState,
     TransitionError,
     acknowledge,
     resolve,
 )
+from dispatcher.contract.vocab import CaseState
+from dispatcher.errors import PermanentError
 from dispatcher.routing.roster import Roster
 from dispatcher.store import cases as store
 
@@ -85,7 +86,7 @@ def utc_now() -> datetime:
 # ---------------------------------------------------------------------------------------------
 
 
-class ApiError(Exception):
+class ApiError(PermanentError):
     """An error the client can act on: status, reason and, when one is to blame, the field."""
 
     def __init__(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
 import asyncpg
 
-Role = Literal["member", "admin"]
+from dispatcher.contract.vocab import Role
 
 
 @dataclass(frozen=True)

@@ -20,30 +20,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
 from dispatcher.contract.events import Escalation
+from dispatcher.contract.vocab import AWAITING_ACK, SEVERITY_RANK, CaseState, Outcome
+from dispatcher.errors import PermanentError
 from dispatcher.routing.router import RouteDecision, Target
 
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CASE_NAMESPACE = UUID("0c4f7d2a-9b1e-4c3d-8a6f-2e5b7c9d1f30")
 
 
-class CaseState(StrEnum):
-    OPEN = "open"
-    NOTIFIED = "notified"
-    ACKNOWLEDGED = "acknowledged"
-    RE_ESCALATED = "re_escalated"
-    RESOLVED = "resolved"
-
-
-AWAITING_ACK = frozenset({CaseState.OPEN, CaseState.NOTIFIED, CaseState.RE_ESCALATED})
-Outcome = Literal["treated_at_home", "admitted", "false_alarm", "other"]
-
-
-class TransitionError(ValueError):
+class TransitionError(PermanentError, ValueError):
     """An action that the case's state does not allow (e.g. acknowledging a resolved case)."""
 
 

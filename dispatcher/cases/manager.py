@@ -15,7 +15,7 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -30,11 +30,12 @@ from dispatcher.cases.lifecycle import (
     on_delivery_failed,
     on_escalation,
 )
+from dispatcher.clock import utcnow
 from dispatcher.contract.events import Escalation
-from dispatcher.ingest.processor import RetryPolicy
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
 from dispatcher.store import cases as store
+from dispatcher.store.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +47,6 @@ def _log_case_retry(exc: BaseException, delay: float) -> None:
     log.warning(
         "case_store_unavailable_retrying", error=type(exc).__name__, retry_in_s=round(delay, 2)
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class CaseManager:

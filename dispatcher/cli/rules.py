@@ -32,7 +32,10 @@ import orjson
 
 from dispatcher.contract.events import InputEvent, Route
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.vocab import DeadLetterCategory
+from dispatcher.errors import PermanentError
 from dispatcher.ingest.decoding import Decoded, Rejected, decode
+from dispatcher.ingest.planner import rule_error
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.first_route import first_route
@@ -44,7 +47,7 @@ from dispatcher.rules.ruleset import (
 )
 
 
-class UsageError(Exception):
+class UsageError(PermanentError):
     """An option or input file that cannot be used (exit 2)."""
 
 
@@ -128,7 +131,7 @@ def assess_lines(
 
     Mirrors ``dispatcher.ingest.planner.plan_batch``: decode like the streaming path, skip a
     repeated event id, evaluate with the citizen's context carried forward, and turn a rule
-    exception into an error on field ``$rules``.
+    exception into a ``rule_error`` on the whole event.
     """
     current = dict(contexts)
     seen: set[UUID] = set()
@@ -157,7 +160,8 @@ def assess_lines(
             yield {
                 "line": n,
                 "event_id": str(event.event_id),
-                "error": {"field": "$rules", "reason": f"rule error: {type(exc).__name__}: {exc}"},
+                "category": DeadLetterCategory.RULE_ERROR,
+                "error": rule_error(exc).model_dump(),
             }
             continue
         seen.add(event.event_id)

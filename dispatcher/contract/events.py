@@ -27,10 +27,10 @@ from pydantic import (
     field_validator,
 )
 
+from dispatcher.contract.vocab import CPR_PATTERN, DeadLetterCategory, RiskBand, Severity, Tier
+
 SCHEMA_VERSION = 1
 
-# A CPR number is DDMMYY-SSSS (the dash optional). We reject it anywhere an id is expected.
-CPR_PATTERN = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$")
 
 
@@ -211,10 +211,6 @@ AuditedEvent = InputEvent | SensorSilenceCheck
 # Output contract
 # ---------------------------------------------------------------------------------------------
 
-Severity = Literal["low", "medium", "high", "critical"]
-Tier = Literal["nurse", "doctor", "palliative"]
-RiskBand = Literal["low", "low-medium", "medium", "high"]
-
 
 class Route(_Model):
     """The rules' first route: the tier and competence wanted, and the district team by name.
@@ -289,6 +285,11 @@ class DeadLetter(_Model):
     original_size: int = Field(default=0, ge=0, description="Size of the original in bytes.")
     original_sha256: str | None = Field(default=None, description="SHA-256 of the original.")
     original_truncated: bool = False
+    category: DeadLetterCategory = Field(
+        default=DeadLetterCategory.VALIDATION,
+        description="Why it was refused: malformed bytes, an unsupported schema_version, a field "
+        "that failed validation, or an error of the rules or the store on a valid event.",
+    )
     error: FieldError = Field(description="The first error; all errors are in 'errors'.")
     errors: list[FieldError] = Field(min_length=1)
     event_id: UUID | None = Field(default=None, description="The event id, when it was readable.")

@@ -2,7 +2,8 @@
 
 faust's own value decoding restarts an agent on a bad message, so agents consume raw bytes and
 call ``decode`` here. It never raises for bad input: every failure names the field (``$`` for the
-message as a whole) and the reason, and the caller sends it to the dead-letter topic.
+message as a whole), the reason and its ``DeadLetterCategory``, and the caller sends it to the
+dead-letter topic.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dispatcher.contract.events import (
     SensorReading,
 )
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.vocab import WHOLE_MESSAGE, DeadLetterCategory
 
 MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {
     DISCHARGES: DischargeEvent,
@@ -45,6 +47,11 @@ class Decoded:
 class Rejected:
     errors: list[FieldError]
     event_id: UUID | None = None
+    category: DeadLetterCategory = DeadLetterCategory.VALIDATION
+
+
+def _malformed(reason: str) -> Rejected:
+    return Rejected(_err(WHOLE_MESSAGE, reason), category=DeadLetterCategory.MALFORMED)
 
 
 def _err(field: str, reason: str) -> list[FieldError]:
@@ -62,28 +69,28 @@ def _event_id_of(obj: dict[str, Any]) -> UUID | None:
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "$"
+    return ".".join(str(part) for part in loc) or WHOLE_MESSAGE
 
 
 def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
     """Validate one message from ``topic``. ``now`` bounds plausible timestamps."""
     model = MODEL_BY_TOPIC.get(topic)
     if model is None:
-        return Rejected(_err("$", f"no event contract for topic {topic!r}"))
+        return _malformed(f"no event contract for topic {topic!r}")
     if raw is None or len(raw) == 0:
-        return Rejected(_err("$", "empty message"))
+        return _malformed("empty message")
     if len(raw) > MAX_MESSAGE_BYTES:
-        return Rejected(_err("$", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"))
+        return _malformed(f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejected(_err("$", f"not valid UTF-8 at byte {exc.start}"))
+        return _malformed(f"not valid UTF-8 at byte {exc.start}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return Rejected(_err("$", f"not valid JSON: {exc}"))
+        return _malformed(f"not valid JSON: {exc}")
     if not isinstance(obj, dict):
-        return Rejected(_err("$", f"must be a JSON object, not {type(obj).__name__}"))
+        return _malformed(f"must be a JSON object, not {type(obj).__name__}")
     event_id = _event_id_of(obj)
     version = obj.get("schema_version")
     if isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS:
@@ -94,6 +101,7 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
                 f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})",
             ),
             event_id,
+            DeadLetterCategory.SCHEMA_VERSION,
         )
     try:
         event = model.model_validate(obj)

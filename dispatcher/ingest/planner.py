@@ -33,6 +33,7 @@ from dispatcher.contract.events import (
     SensorSilenceCheck,
 )
 from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
+from dispatcher.contract.vocab import TIMER_SOURCE, WHOLE_MESSAGE, DeadLetterCategory
 from dispatcher.ingest.decoding import Decoded, decode
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
@@ -41,7 +42,6 @@ from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import RuleSet, default_ruleset
 
 # Audit rows of the dispatcher's own timer checks name this pseudo-topic, partition and offset.
-TIMER_SOURCE = "dispatcher.timer"
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,22 @@ def dead_letter_id_for(msg: Incoming) -> UUID:
     return uuid5(ESCALATION_NAMESPACE, f"dlq:{msg.topic}:{msg.partition}:{msg.offset}:{digest}")
 
 
+def rule_error(exc: Exception) -> FieldError:
+    """The error a valid event gets when the rules raised on it (the CLI reports it the same)."""
+    return FieldError(field=WHOLE_MESSAGE, reason=f"rule error: {type(exc).__name__}: {exc}")
+
+
 # A dead letter carries at most this much of the original message: an oversized input must not
 # make an oversized output that the broker refuses (which would jam the outbox behind it).
 MAX_DEAD_LETTER_ORIGINAL = 64 * 1024
 
 
 def make_dead_letter(
-    msg: Incoming, errors: list[FieldError], now: datetime, event_id: UUID | None
+    msg: Incoming,
+    errors: list[FieldError],
+    now: datetime,
+    event_id: UUID | None,
+    category: DeadLetterCategory,
 ) -> DeadLetter:
     original = msg.value or b""
     kept = original[:MAX_DEAD_LETTER_ORIGINAL]
@@ -130,6 +139,7 @@ def make_dead_letter(
         original_size=len(original),
         original_sha256=hashlib.sha256(original).hexdigest(),
         original_truncated=len(kept) < len(original),
+        category=category,
         error=errors[0],
         errors=errors,
         event_id=event_id,
@@ -146,7 +156,7 @@ def decode_batch(
         if isinstance(result, Decoded):
             accepted.append(Accepted(msg, result.event))
         else:
-            dead.append(make_dead_letter(msg, result.errors, now, result.event_id))
+            dead.append(make_dead_letter(msg, result.errors, now, result.event_id, result.category))
     return accepted, dead
 
 
@@ -193,9 +203,10 @@ def plan_batch(
             plan.dead_letters.append(
                 make_dead_letter(
                     item.incoming,
-                    [FieldError(field="$rules", reason=f"rule error: {type(exc).__name__}: {exc}")],
+                    [rule_error(exc)],
                     now,
                     event.event_id,
+                    DeadLetterCategory.RULE_ERROR,
                 )
             )
             continue
@@ -233,7 +244,7 @@ def plan_silence_checks(
             event_id=event_id,
             schema_version=1,
             occurred_at=now,
-            source="dispatcher-timer",
+            source=TIMER_SOURCE,
             citizen_id=ctx.citizen_id,
             last_sensor_at=ctx.last_sensor_at,
         )

@@ -14,21 +14,19 @@ Guarantees this module is responsible for:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
-import asyncpg
 import structlog
 
+from dispatcher.clock import utcnow
 from dispatcher.contract.events import DeadLetter, FieldError
+from dispatcher.contract.vocab import WHOLE_MESSAGE, DeadLetterCategory
 from dispatcher.ingest.planner import (
     Accepted,
     BatchPlan,
@@ -44,66 +42,9 @@ from dispatcher.observability.metrics import DispatcherMetrics
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
 from dispatcher.store.batches import Repository, Sender, StoredBatch
+from dispatcher.store.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.UniqueViolationError,  # another worker claimed the same event id concurrently
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Capped exponential backoff for transient store errors: the backpressure of the shell."""
-
-    first_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-
-    async def run(
-        self,
-        work: Callable[[], Awaitable[T]],
-        on_retry: Callable[[BaseException, float], None] | None = None,
-    ) -> T:
-        """Await ``work()`` until it succeeds; retry (forever) only on ``TRANSIENT_ERRORS``.
-
-        ``on_retry(error, delay)`` is told before each wait; any other exception propagates."""
-        delay = self.first_delay_s
-        while True:
-            try:
-                return await work()
-            except TRANSIENT_ERRORS as exc:
-                if on_retry is not None:
-                    on_retry(exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_delay_s)
-
-
-def _category(field: str) -> str:
-    if field == "$rules":
-        return "rule_error"
-    if field == "$store":
-        return "store_error"
-    if field == "$":
-        return "malformed"
-    if field == "schema_version":
-        return "schema_version"
-    return "validation"
 
 
 class BatchProcessor:
@@ -222,9 +163,10 @@ class BatchProcessor:
             now = self._clock()
             letter = make_dead_letter(
                 msg,
-                [FieldError(field="$store", reason=f"{type(exc).__name__}: {str(exc)[:300]}")],
+                [FieldError(field=WHOLE_MESSAGE, reason=f"{type(exc).__name__}: {str(exc)[:300]}")],
                 now,
                 None,
+                DeadLetterCategory.STORE_ERROR,
             )
             log.error(
                 "message_dead_lettered_on_store_error",
@@ -245,7 +187,7 @@ class BatchProcessor:
         """Metrics (one label lookup per distinct label set of the batch) and decision logs."""
         m = self._metrics
         for (topic, category), n in Counter(
-            (d.source_topic, _category(d.error.field)) for d in plan.dead_letters
+            (d.source_topic, d.category) for d in plan.dead_letters
         ).items():
             m.events_rejected.labels(topic, category).inc(n)
         for topic, n in Counter(dup.incoming.topic for dup in plan.duplicates).items():

@@ -36,14 +36,15 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
 
-from dispatcher.ingest.processor import TRANSIENT_ERRORS
+from dispatcher.clock import utcnow
+from dispatcher.contract.vocab import CLOSED_CASE_STATES
 from dispatcher.notify.backoff import (
     AttemptOutcome,
     BackoffPolicy,
@@ -55,10 +56,10 @@ from dispatcher.notify.signing import sign_headers
 from dispatcher.notify.webhook import Sender, SendResult
 from dispatcher.routing.roster import Roster
 from dispatcher.store import cases as store
+from dispatcher.store.retry import TRANSIENT_ERRORS
 
 log = structlog.get_logger(__name__)
 
-CLOSED_CASE_STATES = ("acknowledged", "resolved")
 LEASE_MARGIN_S = 30.0
 RECORD_TRIES = 5
 
@@ -105,10 +106,6 @@ UPDATE deliveries SET
     last_error = $7
 WHERE delivery_id = $1 AND state = 'pending' AND attempts = $2 AND next_attempt_at = $3
 """
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def secret_for(roster: Roster | None, team_id: str) -> str | None:

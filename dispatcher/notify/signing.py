@@ -16,6 +16,8 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from dispatcher.errors import PermanentError
+
 SIGNATURE_HEADER = "X-Dispatcher-Signature"
 ATTEMPT_HEADER = "X-Dispatcher-Delivery-Attempt"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -23,7 +25,7 @@ SCHEME = "v1"
 DEFAULT_TOLERANCE_S = 300.0
 
 
-class SignatureError(ValueError):
+class SignatureError(PermanentError, ValueError):
     """A request whose signature header is missing, malformed, too old or does not match.
 
     ``reason`` is one of ``missing``, ``malformed``, ``expired``, ``mismatch`` so that a

@@ -29,10 +29,11 @@ from typing import Any
 
 import structlog
 
-CPR_ANYWHERE = re.compile(r"(?<!\d)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?!\d)")
+from dispatcher.contract.vocab import CPR_PATTERN
+
 _UUID_OR_CPR = re.compile(
     r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
-    r"|(?P<cpr>" + CPR_ANYWHERE.pattern + ")"
+    r"|(?P<cpr>" + CPR_PATTERN.pattern + ")"
 )
 CPR_REDACTED = "[cpr-redacted]"
 REDACTED = "[redacted]"

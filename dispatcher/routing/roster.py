@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Tier = Literal["nurse", "doctor", "palliative"]
+from dispatcher.contract.vocab import Tier
+from dispatcher.errors import PermanentError
+
 COMPETENCES = frozenset(
     {"copd", "heart_failure", "diabetes", "palliative", "general_acute", "doctor"}
 )
@@ -179,7 +180,7 @@ class Roster(_Strict):
         return [s for s in self.staff if s.team_id == team_id]
 
 
-class RosterError(ValueError):
+class RosterError(PermanentError, ValueError):
     """A roster file that does not validate; the message names the file and the field."""
 
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dispatcher.routing.roster import Roster, StaffMember, Team, Tier
+from dispatcher.contract.vocab import Tier
+from dispatcher.routing.roster import Roster, StaffMember, Team
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ from dispatcher.contract.events import (
     Reason,
     SensorKind,
     SensorReading,
-    Severity,
 )
+from dispatcher.contract.vocab import SEVERITY_RANK, Severity, max_severity
 from dispatcher.rules import context as cx
 from dispatcher.rules import news2, plausibility, sensors
 from dispatcher.rules.context import CitizenContext
@@ -65,7 +65,6 @@ from dispatcher.rules.ruleset import (
     default_ruleset,
 )
 
-SEVERITY_ORDER: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 SILENCE_NAMESPACE = UUID("0d3b5e1c-8a2f-4e6b-9c71-2f4a6d8e0b13")
 OBSERVED_VITALS: tuple[str, ...] = (
     "respiration_rate",
@@ -111,10 +110,6 @@ class Assessment(BaseModel):
     stale: bool = Field(default=False, description="Older than the newest event of its kind.")
     treatment_limitations: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-
-
-def max_severity(a: Severity, b: Severity) -> Severity:
-    return a if SEVERITY_ORDER[a] >= SEVERITY_ORDER[b] else b
 
 
 def competence_for(ctx: CitizenContext) -> str:
@@ -362,7 +357,7 @@ def _build(
             continue
         severity = max_severity(severity, finding.severity)
         reasons.append(finding.reason)
-    escalate = SEVERITY_ORDER[severity] >= SEVERITY_ORDER["medium"]
+    escalate = SEVERITY_RANK[severity] >= SEVERITY_RANK["medium"]
     minutes = ruleset.ack_minutes.for_severity(severity) if escalate else None
     notes = list(out.notes)
     if escalate and ctx.palliative:

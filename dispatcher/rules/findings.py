@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.contract.events import Reason, Severity
+from dispatcher.contract.events import Reason
+from dispatcher.contract.vocab import Severity
 from dispatcher.rules.ruleset import _Rule
 
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-RiskBand = Literal["low", "low-medium", "medium", "high"]
+from dispatcher.contract.vocab import RiskBand
+
 Scale = Literal[1, 2]
 
 PARAMETERS: tuple[str, ...] = (

@@ -24,9 +24,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dispatcher.contract.events import SensorKind, Severity
+from dispatcher.contract.events import SensorKind
+from dispatcher.contract.vocab import Severity
+from dispatcher.errors import PermanentError
 
-EscalatingSeverity = Literal["medium", "high", "critical"]
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 
@@ -303,7 +304,7 @@ class RuleIssue:
         return f"{self.file}: {where}field {self.field!r}: {self.reason}"
 
 
-class RuleSetError(ValueError):
+class RuleSetError(PermanentError, ValueError):
     """The rule set is invalid; ``issues`` lists every problem found."""
 
     def __init__(self, issues: list[RuleIssue]) -> None:

@@ -15,15 +15,14 @@ import orjson
 from dispatcher.cases.lifecycle import (
     Case,
     CaseEvent,
-    CaseState,
     Page,
     Silence,
     page_id_for,
 )
+from dispatcher.contract.vocab import CaseState
 from dispatcher.routing.roster import Roster, StaffMember, Team, page_topic
 from dispatcher.routing.router import Target
 
-OPEN_STATES = ("open", "notified", "acknowledged", "re_escalated")
 DEFAULT_DELIVERY_DEADLINE = timedelta(minutes=2)
 
 CASE_COLUMNS = (

@@ -14,6 +14,8 @@ from importlib import resources
 
 import asyncpg
 
+from dispatcher.errors import PermanentError
+
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x0D15_9A7C  # arbitrary, constant: "dispatcher migrations"
 
@@ -29,7 +31,7 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PermanentError, RuntimeError):
     """An applied migration changed, or the files are misnumbered."""
 
 

@@ -27,7 +27,8 @@ from structlog.testing import capture_logs
 
 from dispatcher.api import tokens
 from dispatcher.api.app import create_api
-from dispatcher.cases.lifecycle import Case, CaseState
+from dispatcher.cases.lifecycle import Case
+from dispatcher.contract.vocab import CaseState
 from dispatcher.devstack.embedded import EmbeddedPostgres
 from dispatcher.devstack.stack import apply_migrations, seed_roster_text
 from dispatcher.routing.router import Target

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "dispatcher"
-RULES_MAY_IMPORT = ("dispatcher.contract.events", "dispatcher.rules", "pydantic", "yaml")
+RULES_MAY_IMPORT = ("dispatcher.contract", "dispatcher.errors", "dispatcher.rules", "pydantic", "yaml")
 
 
 def imports_of(path: Path) -> set[str]:

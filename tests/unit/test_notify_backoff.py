@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.cases.lifecycle import CaseState
+from dispatcher.contract.vocab import CaseState
 from dispatcher.notify.backoff import (
     BackoffPolicy,
     Decision,

@@ -16,8 +16,9 @@ from dispatcher.contract.topics import (
     SENSOR_READINGS,
 )
 from dispatcher.ingest.planner import Incoming, OutboxMessage
-from dispatcher.ingest.processor import BatchProcessor, RetryPolicy
+from dispatcher.ingest.processor import BatchProcessor
 from dispatcher.observability.metrics import DispatcherMetrics
+from dispatcher.store.retry import RetryPolicy
 from dispatcher.store.testing import InMemoryRepository
 from tests import helpers
 
@@ -104,7 +105,8 @@ class TestPoisonIsolation:
         assert repo.audit == {}
         assert [m.topic for m in out.sent] == [DEAD_LETTER]
         letter = json.loads(out.sent[0].value)
-        assert letter["error"]["field"] == "$store"
+        assert letter["category"] == "store_error"
+        assert letter["error"]["field"] == "$"
         assert "RuntimeError" in letter["error"]["reason"]
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from rules_factories import NOW, discharge, observation
 
-from dispatcher.rules.assessment import SEVERITY_ORDER, Assessment, assess, evaluate
+from dispatcher.contract.vocab import SEVERITY_RANK
+from dispatcher.rules.assessment import Assessment, assess, evaluate
 from dispatcher.rules.context import CitizenContext, empty_context
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import News2BandRule, News2TrendRule, default_ruleset
@@ -175,7 +176,7 @@ class TestExplanation:
         """The assessment's severity is the maximum over the rules that fired."""
         a, _ = evaluate(observation(pulse=135, worried=True), None, NOW, RS)
         severities = {r.id: r.severity for r in RS.rules if hasattr(r, "severity")}
-        top = max((severities[r.rule_id] for r in a.reasons), key=SEVERITY_ORDER.__getitem__)
+        top = max((severities[r.rule_id] for r in a.reasons), key=SEVERITY_RANK.__getitem__)
         assert a.severity == top
 
     def test_missing_vitals_are_explained(self) -> None:

@@ -89,7 +89,7 @@ class TestPlanBatchIsolation:
     def test_rule_exception_dead_letters_only_that_event(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """An event whose evaluation raises becomes a '$rules' dead letter; the others go on."""
+        """An event whose evaluation raises becomes a rule_error dead letter; the others go on."""
         bad = observation(worried=True)
         good = observation(worried=True, citizen="cit-42bb17")
         real = pipeline.evaluate
@@ -101,7 +101,8 @@ class TestPlanBatchIsolation:
 
         monkeypatch.setattr(pipeline, "evaluate", flaky)
         result = plan([bad, good])
-        assert [d.error.field for d in result.dead_letters] == ["$rules"]
+        assert [d.category for d in result.dead_letters] == ["rule_error"]
+        assert [d.error.field for d in result.dead_letters] == ["$"]
         assert result.dead_letters[0].event_id == bad.event_id
         assert [a.event.event_id for a in result.audits] == [good.event_id]
         assert bad.citizen_id not in result.contexts
