@@ -30,8 +30,10 @@ the palliative pathway, never to an emergency (112) call; the assessment says so
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,12 +59,15 @@ from dispatcher.rules.ruleset import (
     News2BandRule,
     News2TrendRule,
     NurseWorryRule,
+    PlausibilityRule,
     PostDischargeNews2Rule,
+    Rule,
     RuleSet,
     SensorSilenceRule,
     SustainedSensorRule,
     WeightGainRule,
     default_ruleset,
+    rule_kind,
 )
 
 SILENCE_NAMESPACE = UUID("0d3b5e1c-8a2f-4e6b-9c71-2f4a6d8e0b13")
@@ -137,90 +142,174 @@ def _window(ruleset: RuleSet) -> timedelta:
 
 
 # ---------------------------------------------------------------------------------------------
-# Nurse observations
+# The registry: rule kind -> evaluator
 # ---------------------------------------------------------------------------------------------
+#
+# Each rule kind (the ``kind`` Literal of its model in ``dispatcher.rules.ruleset``) is
+# implemented once, by one evaluator registered below for the event it reacts to: a nurse
+# observation, a sensor reading or the silence timer. ``ENGINE_KINDS`` are kinds the engine
+# applies itself (plausibility screens every value before any rule sees it). A test checks
+# that every kind of the ``Rule`` union has exactly one home.
 
 
-def _observation_rules(
-    obs: NurseObservation,
-    ctx: CitizenContext,
-    result: news2.News2Score,
-    ruleset: RuleSet,
-) -> Outcome:
+@dataclass(frozen=True)
+class ObservationFacts:
+    """What an observation rule may look at: the event, the context before it, its NEWS2."""
+
+    obs: NurseObservation
+    ctx: CitizenContext
+    result: news2.News2Score
+    ruleset: RuleSet
+
+    @property
+    def red(self) -> list[str]:
+        return sorted(k for k, v in self.result.subscores.items() if v == 3)
+
+    def news2_inputs(self) -> dict[str, Any]:
+        return {
+            "total": self.result.total,
+            "subscores": dict(self.result.subscores),
+            "missing": list(self.result.missing),
+            "scale": self.result.scale,
+        }
+
+
+@dataclass(frozen=True)
+class SensorFacts:
+    """What a sensor rule may look at: the reading and the context *after* recording it."""
+
+    reading: SensorReading
+    ctx: CitizenContext
+    ruleset: RuleSet
+
+
+@dataclass(frozen=True)
+class TimerFacts:
+    """What a timer rule may look at: the context and the time of the check."""
+
+    ctx: CitizenContext
+    now: datetime
+    ruleset: RuleSet
+
+
+F = TypeVar("F")
+R = TypeVar("R", bound=BaseModel)
+Evaluator = Callable[[Any, F], Outcome]
+
+OBSERVATION_EVALUATORS: dict[str, Evaluator[ObservationFacts]] = {}
+SENSOR_EVALUATORS: dict[str, Evaluator[SensorFacts]] = {}
+TIMER_EVALUATORS: dict[str, Evaluator[TimerFacts]] = {}
+ENGINE_KINDS: frozenset[str] = frozenset({rule_kind(PlausibilityRule)})
+
+
+def _registers(
+    registry: dict[str, Evaluator[F]], model: type[R]
+) -> Callable[[Callable[[R, F], Outcome]], Callable[[R, F], Outcome]]:
+    """Decorator: register ``fn`` as the evaluator of ``model``'s kind in ``registry``."""
+    kind = rule_kind(model)
+
+    def register(fn: Callable[[R, F], Outcome]) -> Callable[[R, F], Outcome]:
+        if kind in registry:  # pragma: no cover - a programming error caught at import
+            raise RuntimeError(f"rule kind {kind!r} registered twice")
+        registry[kind] = fn
+        return fn
+
+    return register
+
+
+def _run(registry: dict[str, Evaluator[F]], rules: list[Rule], facts: F) -> Outcome:
+    """Run the evaluator of every rule whose kind ``registry`` implements, in rule-set order."""
     out = Outcome()
-    at = obs.occurred_at
-    red = sorted(k for k, v in result.subscores.items() if v == 3)
-    inputs: dict[str, Any] = {
-        "total": result.total,
-        "subscores": dict(result.subscores),
-        "missing": list(result.missing),
-        "scale": result.scale,
-    }
-    for rule in ruleset.enabled():
-        if isinstance(rule, News2BandRule) and result.risk == rule.band:
-            label = {"high": ">= 7", "medium": "5-6", "low-medium": "single parameter 3"}
-            out.fire(
-                rule,
-                rule.severity,
-                f"NEWS2 {result.total} ({label[rule.band]}"
-                + (f": {', '.join(red)}" if rule.band == "low-medium" else "")
-                + f"): {result.response}",
-                {**inputs, "red_parameters": red},
-            )
-        elif isinstance(rule, PostDischargeNews2Rule):
-            if result.total >= rule.min_total and ctx.in_post_discharge_window(
-                at, _window(ruleset)
-            ):
-                days = ctx.days_since_discharge(at) or 0.0
-                out.fire(
-                    rule,
-                    rule.severity,
-                    f"NEWS2 {result.total} (>= {rule.min_total}) {days:.1f} days after discharge "
-                    f"(window {ruleset.context.post_discharge_window_days:g} days): vigilance "
-                    "raised after a hospital stay.",
-                    {
-                        "total": result.total,
-                        "min_total": rule.min_total,
-                        "days_since_discharge": round(days, 2),
-                        "window_days": ruleset.context.post_discharge_window_days,
-                    },
-                )
-        elif isinstance(rule, ConsciousnessRule):
-            if obs.consciousness is not None and obs.consciousness in rule.levels:
-                out.fire(
-                    rule,
-                    rule.severity,
-                    f"Consciousness {obs.consciousness} (ACVPU).",
-                    {"consciousness": obs.consciousness},
-                )
-        elif isinstance(rule, NurseWorryRule):
-            if obs.worried:
-                out.fire(
-                    rule,
-                    rule.severity,
-                    "The observing nurse is worried (TOBS practice: worry escalates on its own, "
-                    "whatever the score).",
-                    {"worried": True, "news2_total": result.total},
-                )
-        elif isinstance(rule, News2TrendRule):
-            _trend(rule, ctx, at, result, out)
+    for rule in rules:
+        evaluator = registry.get(rule.kind)
+        if evaluator is not None:
+            out.extend(evaluator(rule, facts))
     return out
 
 
-def _trend(
-    rule: News2TrendRule,
-    ctx: CitizenContext,
-    at: datetime,
-    result: news2.News2Score,
-    out: Outcome,
-) -> None:
+# --- nurse observations ----------------------------------------------------------------------
+
+_BAND_LABEL = {"high": ">= 7", "medium": "5-6", "low-medium": "single parameter 3"}
+
+
+@_registers(OBSERVATION_EVALUATORS, News2BandRule)
+def _news2_band(rule: News2BandRule, f: ObservationFacts) -> Outcome:
+    out = Outcome()
+    result = f.result
+    if result.risk == rule.band:
+        red = f.red
+        out.fire(
+            rule,
+            rule.severity,
+            f"NEWS2 {result.total} ({_BAND_LABEL[rule.band]}"
+            + (f": {', '.join(red)}" if rule.band == "low-medium" else "")
+            + f"): {result.response}",
+            {**f.news2_inputs(), "red_parameters": red},
+        )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, PostDischargeNews2Rule)
+def _post_discharge(rule: PostDischargeNews2Rule, f: ObservationFacts) -> Outcome:
+    out = Outcome()
+    at, ctx, result, ruleset = f.obs.occurred_at, f.ctx, f.result, f.ruleset
+    if result.total >= rule.min_total and ctx.in_post_discharge_window(at, _window(ruleset)):
+        days = ctx.days_since_discharge(at) or 0.0
+        out.fire(
+            rule,
+            rule.severity,
+            f"NEWS2 {result.total} (>= {rule.min_total}) {days:.1f} days after discharge "
+            f"(window {ruleset.context.post_discharge_window_days:g} days): vigilance "
+            "raised after a hospital stay.",
+            {
+                "total": result.total,
+                "min_total": rule.min_total,
+                "days_since_discharge": round(days, 2),
+                "window_days": ruleset.context.post_discharge_window_days,
+            },
+        )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, ConsciousnessRule)
+def _consciousness(rule: ConsciousnessRule, f: ObservationFacts) -> Outcome:
+    out = Outcome()
+    level = f.obs.consciousness
+    if level is not None and level in rule.levels:
+        out.fire(
+            rule,
+            rule.severity,
+            f"Consciousness {level} (ACVPU).",
+            {"consciousness": level},
+        )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, NurseWorryRule)
+def _nurse_worry(rule: NurseWorryRule, f: ObservationFacts) -> Outcome:
+    out = Outcome()
+    if f.obs.worried:
+        out.fire(
+            rule,
+            rule.severity,
+            "The observing nurse is worried (TOBS practice: worry escalates on its own, "
+            "whatever the score).",
+            {"worried": True, "news2_total": f.result.total},
+        )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, News2TrendRule)
+def _trend(rule: News2TrendRule, f: ObservationFacts) -> Outcome:
     """NEWS2 rising by >= ``min_rise`` against the previous observation within the window."""
-    prev = ctx.last_news2()
+    out = Outcome()
+    at, result = f.obs.occurred_at, f.result
+    prev = f.ctx.last_news2()
     if prev is None or at < prev.at:
-        return
+        return out
     hours = (at - prev.at) / timedelta(hours=1)
     if hours > rule.within_hours:
-        return
+        return out
     rise = result.total - prev.total
     if rise >= rule.min_rise:
         out.fire(
@@ -237,6 +326,49 @@ def _trend(
                 "hours_between": round(hours, 2),
             },
         )
+    return out
+
+
+# --- sensor readings -------------------------------------------------------------------------
+
+
+@_registers(SENSOR_EVALUATORS, FallRule)
+def _fall(rule: FallRule, f: SensorFacts) -> Outcome:
+    if f.reading.kind != SensorKind.FALL:
+        return Outcome()
+    return sensors.fall(rule, f.reading)
+
+
+@_registers(SENSOR_EVALUATORS, SustainedSensorRule)
+def _sustained(rule: SustainedSensorRule, f: SensorFacts) -> Outcome:
+    if rule.sensor != f.reading.kind:
+        return Outcome()
+    return sensors.sustained(rule, f.ctx)
+
+
+@_registers(SENSOR_EVALUATORS, WeightGainRule)
+def _weight_gain(rule: WeightGainRule, f: SensorFacts) -> Outcome:
+    if f.reading.kind != SensorKind.WEIGHT:
+        return Outcome()
+    return sensors.weight_gain(rule, f.ctx)
+
+
+# Sensor kinds evaluated for the record even when their reading is stale (suppressed, never
+# paged): only the fall alarm, so the audit shows the fall that arrived late.
+STALE_SENSOR_KINDS: frozenset[str] = frozenset({rule_kind(FallRule)})
+
+
+# --- timer -----------------------------------------------------------------------------------
+
+
+@_registers(TIMER_EVALUATORS, SensorSilenceRule)
+def _silence(rule: SensorSilenceRule, f: TimerFacts) -> Outcome:
+    return sensors.silence(rule, f.ctx, f.now, _window(f.ruleset))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nurse observations
+# ---------------------------------------------------------------------------------------------
 
 
 def _evaluate_observation(
@@ -267,7 +399,9 @@ def _evaluate_observation(
             f"NEWS2 {result.total} is a lower bound: missing {', '.join(result.missing)}."
         )
     stale = ctx.last_observation_at is not None and obs.occurred_at < ctx.last_observation_at
-    out.extend(_observation_rules(obs, ctx, result, ruleset))
+    out.extend(
+        _run(OBSERVATION_EVALUATORS, ruleset.enabled(), ObservationFacts(obs, ctx, result, ruleset))
+    )
     if stale:
         new_ctx = cx.record_stale(ctx)
     else:
@@ -306,9 +440,8 @@ def _evaluate_sensor(
             "stale, latest view unchanged, never paged."
         )
         # Still evaluate a fall for the record (suppressed), nothing else.
-        for rule in ruleset.enabled():
-            if isinstance(rule, FallRule) and reading.kind == SensorKind.FALL:
-                out.extend(sensors.fall(rule, reading))
+        for_record = [r for r in ruleset.enabled() if r.kind in STALE_SENSOR_KINDS]
+        out.extend(_run(SENSOR_EVALUATORS, for_record, SensorFacts(reading, ctx, ruleset)))
         return cx.record_stale(ctx), out, [], True
     h = ruleset.history
     new_ctx = cx.record_reading(
@@ -320,13 +453,7 @@ def _evaluate_sensor(
         weights=h.weights,
         weight_days=h.weight_days,
     )
-    for rule in ruleset.enabled():
-        if isinstance(rule, FallRule) and reading.kind == SensorKind.FALL:
-            out.extend(sensors.fall(rule, reading))
-        elif isinstance(rule, SustainedSensorRule) and rule.sensor == reading.kind:
-            out.extend(sensors.sustained(rule, new_ctx))
-        elif isinstance(rule, WeightGainRule) and reading.kind == SensorKind.WEIGHT:
-            out.extend(sensors.weight_gain(rule, new_ctx))
+    out.extend(_run(SENSOR_EVALUATORS, ruleset.enabled(), SensorFacts(reading, new_ctx, ruleset)))
     return new_ctx, out, [], False
 
 
@@ -449,16 +576,6 @@ def evaluate(
     raise TypeError(f"unknown event type {type(event).__name__}")  # pragma: no cover
 
 
-def assess(
-    event: InputEvent,
-    ctx: CitizenContext,
-    now: datetime,
-    ruleset: RuleSet | None = None,
-) -> Assessment:
-    """The assessment part of ``evaluate`` (kept for callers that do not need the context)."""
-    return evaluate(event, ctx, now, ruleset)[0]
-
-
 def silence_event_id(citizen_id: str, last_sensor_at: datetime) -> UUID:
     """Stable id per silence episode: a timer firing again for the same silence repeats it."""
     return uuid5(SILENCE_NAMESPACE, f"silence:{citizen_id}:{last_sensor_at.isoformat()}")
@@ -474,10 +591,7 @@ def silent_sensor_check(
     same id (and the same escalation id): consumers and the audit log deduplicate on it.
     """
     rs = ruleset or default_ruleset()
-    out = Outcome()
-    for rule in rs.enabled():
-        if isinstance(rule, SensorSilenceRule):
-            out.extend(sensors.silence(rule, ctx, now, _window(rs)))
+    out = _run(TIMER_EVALUATORS, rs.enabled(), TimerFacts(ctx, now, rs))
     if not out.findings or ctx.last_sensor_at is None:
         return None
     return _build(

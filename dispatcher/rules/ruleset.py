@@ -19,7 +19,7 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -336,20 +336,17 @@ def _issue_from_pydantic(source: str, raw: Any, err: Any) -> RuleIssue:
     return RuleIssue(source, None, ".".join(str(p) for p in loc) or "$", reason)
 
 
-_KINDS = frozenset(
-    {
-        "plausibility",
-        "news2_band",
-        "news2_post_discharge",
-        "consciousness",
-        "nurse_worry",
-        "news2_trend",
-        "sensor_fall",
-        "sensor_sustained",
-        "weight_gain",
-        "sensor_silence",
-    }
-)
+def rule_kind(model: type[BaseModel]) -> str:
+    """The ``kind`` tag of a rule model: the single value of its ``kind`` Literal."""
+    (kind,) = get_args(model.model_fields["kind"].annotation)
+    return str(kind)
+
+
+# Every rule model of the ``Rule`` union and their kinds, derived (never a hand-kept list): a new
+# rule model added to the union is known here, to error reporting and to the engine's registry.
+RULE_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Rule)[0])
+RULE_KINDS: frozenset[str] = frozenset(rule_kind(m) for m in RULE_MODELS)
+_KINDS = RULE_KINDS
 
 
 def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
@@ -450,6 +447,8 @@ def default_ruleset() -> RuleSet:
 
 
 __all__ = [
+    "RULE_KINDS",
+    "RULE_MODELS",
     "Rule",
     "RuleIssue",
     "RuleSet",
@@ -457,4 +456,5 @@ __all__ = [
     "default_ruleset",
     "load_ruleset",
     "parse_ruleset",
+    "rule_kind",
 ]

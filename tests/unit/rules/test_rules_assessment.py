@@ -8,10 +8,17 @@ import pytest
 from rules_factories import NOW, discharge, observation
 
 from dispatcher.contract.vocab import SEVERITY_RANK
-from dispatcher.rules.assessment import Assessment, assess, evaluate
+from dispatcher.rules.assessment import (
+    ENGINE_KINDS,
+    OBSERVATION_EVALUATORS,
+    SENSOR_EVALUATORS,
+    TIMER_EVALUATORS,
+    Assessment,
+    evaluate,
+)
 from dispatcher.rules.context import CitizenContext, empty_context
 from dispatcher.rules.first_route import first_route
-from dispatcher.rules.ruleset import News2BandRule, News2TrendRule, default_ruleset
+from dispatcher.rules.ruleset import RULE_KINDS, News2BandRule, News2TrendRule, default_ruleset
 
 RS = default_ruleset()
 BAND_SEVERITY = {r.band: r.severity for r in RS.rules if isinstance(r, News2BandRule)}
@@ -205,11 +212,24 @@ class TestEntryPoint:
         with pytest.raises(ValueError, match="citizen"):
             evaluate(observation(), empty_context("cit-000001"), NOW, RS)
 
-    def test_assess_is_the_assessment_of_evaluate(self) -> None:
-        """assess() returns the same assessment as evaluate()."""
+    def test_empty_context_and_none_give_the_same_assessment(self) -> None:
+        """evaluate() with an empty context equals evaluate() with None (a new citizen); the
+        assessment does not depend on how the caller spells "no context"."""
         obs = observation(worried=True)
         ctx = empty_context(obs.citizen_id)
-        assert assess(obs, ctx, NOW, RS) == evaluate(obs, ctx, NOW, RS)[0]
+        assert evaluate(obs, ctx, NOW, RS)[0] == evaluate(obs, None, NOW, RS)[0]
+
+    def test_every_rule_kind_has_exactly_one_evaluator(self) -> None:
+        """The registry covers every kind of the Rule union once (observation, sensor, timer
+        or the engine itself): a new rule model cannot be silently ignored."""
+        homes = [
+            set(OBSERVATION_EVALUATORS),
+            set(SENSOR_EVALUATORS),
+            set(TIMER_EVALUATORS),
+            set(ENGINE_KINDS),
+        ]
+        assert set().union(*homes) == RULE_KINDS
+        assert sum(len(h) for h in homes) == len(RULE_KINDS)
 
     def test_unscorable_observation_does_not_fake_a_trend(self) -> None:
         """An observation with nothing scorable (only an implausible SpO2) is not recorded as

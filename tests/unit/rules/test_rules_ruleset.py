@@ -11,12 +11,15 @@ from rules_factories import NOW, discharge, observation
 
 from dispatcher.rules.assessment import evaluate
 from dispatcher.rules.ruleset import (
+    RULE_KINDS,
+    RULE_MODELS,
     RuleSet,
     RuleSetError,
     default_ruleset,
     default_ruleset_text,
     load_ruleset,
     parse_ruleset,
+    rule_kind,
 )
 
 
@@ -53,7 +56,8 @@ class TestDefaultRuleSet:
     def test_covers_every_rule_kind(self) -> None:
         """The default rule set configures every kind the engine implements."""
         kinds = {r.kind for r in default_ruleset().rules}
-        assert kinds == {
+        assert kinds == RULE_KINDS
+        assert {
             "plausibility",
             "news2_band",
             "news2_post_discharge",
@@ -64,7 +68,12 @@ class TestDefaultRuleSet:
             "sensor_sustained",
             "weight_gain",
             "sensor_silence",
-        }
+        } <= RULE_KINDS
+
+    def test_kinds_are_derived_from_the_rule_models(self) -> None:
+        """RULE_KINDS is the set of kind tags of the Rule union's models, one per model."""
+        assert len(RULE_MODELS) == len(RULE_KINDS)
+        assert {rule_kind(m) for m in RULE_MODELS} == RULE_KINDS
 
     def test_file_and_text_give_the_same_rule_set(self, tmp_path: Path) -> None:
         """Loading the packaged text from a file gives an equal rule set."""
