@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from dispatcher.errors import ConfigError
 
@@ -52,6 +52,26 @@ class Settings(BaseModel):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     data_dir: str = Field(default=".dispatcher", description="Embedded stack state.")
+    # --- worker internals (were constants in the modules that use them) -------------------
+    lag_metrics_s: float = Field(default=5.0, gt=0, description="Lag/outbox gauge refresh.")
+    outbox_sweep_min_age_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="The sweep re-sends outbox rows at least this old (younger ones are still "
+        "being relayed by the batch that wrote them).",
+    )
+    worker_pool_min: int = Field(default=1, ge=1, description="Worker PostgreSQL pool, minimum.")
+    worker_pool_max: int = Field(default=5, ge=1, description="Worker PostgreSQL pool, maximum.")
+    roster_ttl_s: float = Field(
+        default=5.0, ge=0, description="How long the case manager trusts its cached roster."
+    )
+    delivery_max_in_flight: int = Field(
+        default=16, ge=1, description="Concurrent webhook POSTs per worker."
+    )
+    delivery_batch: int = Field(default=50, ge=1, description="Due deliveries leased per poll.")
+    # --- demo traffic (dispatcher-traffic) --------------------------------------------------
+    traffic_rate: float = Field(default=5.0, gt=0, description="Demo messages per second.")
+    traffic_seed: int = Field(default=7, description="Seed of the demo traffic.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,7 +82,14 @@ class Settings(BaseModel):
             if raw is not None and raw != "":
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise ConfigError(f"invalid settings: {problems}") from None
 
     def dsn(self) -> str:
         if self.database_url is None:

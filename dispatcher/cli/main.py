@@ -110,22 +110,9 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from faust.worker import Worker
+    from dispatcher.streams.runtime import run_worker
 
-    from dispatcher.devstack.stack import apply_migrations
-    from dispatcher.ops.topics import ensure_topics
-    from dispatcher.streams.app import create_app
-
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
-    ensure_topics(settings.bootstrap(), settings.partitions, settings.replication)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(apply_migrations(settings.dsn()))
-    app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, loop=loop)
-    worker.execute_from_commandline()
-    return 0
+    return run_worker(Settings.from_env())
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

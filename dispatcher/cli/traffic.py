@@ -7,7 +7,6 @@ default 5) and ``DISPATCHER_TRAFFIC_SEED`` (default 7). All ids in the traffic a
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -25,18 +24,15 @@ RETRY_DELAY_S = 3.0
 
 
 def traffic_options(environ: Mapping[str, str]) -> tuple[float, int]:
-    """(rate, seed) from the environment; a rate must be positive."""
-    rate = float(environ.get("DISPATCHER_TRAFFIC_RATE", "5") or "5")
-    seed = int(environ.get("DISPATCHER_TRAFFIC_SEED", "7") or "7")
-    if rate <= 0:
-        raise ValueError("DISPATCHER_TRAFFIC_RATE must be > 0")
-    return rate, seed
+    """(rate, seed) from the environment, validated by ``Settings`` (a rate must be positive)."""
+    settings = Settings.from_env(dict(environ))
+    return settings.traffic_rate, settings.traffic_seed
 
 
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
-    rate, seed = traffic_options(os.environ)
+    rate, seed = settings.traffic_rate, settings.traffic_seed
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:

@@ -6,19 +6,20 @@ consumer's position instead. Both are "next offset to read", so the difference i
 messages not yet durably handled. Partitions this worker no longer owns after a rebalance are
 removed from the gauge, so a dashboard summing over workers does not count them twice.
 
-The same timer also reads the outbox backlog from PostgreSQL when the worker's repository is
-connected: the outbox is the one queue Kafka's lag cannot see.
+The same timer also reads the outbox backlog from PostgreSQL: the outbox is the one queue
+Kafka's lag cannot see.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 
+from dispatcher.clock import Clock, utcnow
 from dispatcher.observability.metrics import DispatcherMetrics
 
 log = structlog.get_logger(__name__)
@@ -48,14 +49,19 @@ async def compute_lag(consumer: Any) -> dict[tuple[str, int], int]:
 async def refresh_outbox_backlog(
     backlog: Callable[[], Awaitable[tuple[int, datetime | None]]],
     metrics: DispatcherMetrics,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Clock = utcnow,
 ) -> None:
     count, oldest = await backlog()
     age = (now() - oldest).total_seconds() if oldest is not None else 0.0
     metrics.set_outbox_backlog(count, age)
 
 
-def install_lag_metrics(app: Any, metrics: DispatcherMetrics, interval_s: float = 5.0) -> None:
+def install_lag_metrics(
+    app: Any,
+    metrics: DispatcherMetrics,
+    interval_s: float,
+    backlog: Callable[[], Awaitable[tuple[int, datetime | None]]],
+) -> None:
     """Add a timer to ``app`` that refreshes the lag and outbox gauges every ``interval_s``."""
 
     async def lag_metrics() -> None:
@@ -65,10 +71,7 @@ def install_lag_metrics(app: Any, metrics: DispatcherMetrics, interval_s: float 
             metrics.set_consumer_lag(await compute_lag(app.consumer))
         except Exception as exc:  # the consumer may not be started yet; try on the next tick
             log.debug("consumer_lag_unavailable", error=type(exc).__name__)
-        runtime = getattr(app, "dispatcher_runtime", None)
-        repo = getattr(runtime, "repo", None)
-        if repo is not None:
-            with contextlib.suppress(Exception):
-                await refresh_outbox_backlog(repo.outbox_backlog, metrics)
+        with contextlib.suppress(Exception):
+            await refresh_outbox_backlog(backlog, metrics)
 
     app.timer(interval=interval_s, name="dispatcher.lag_metrics")(lag_metrics)
