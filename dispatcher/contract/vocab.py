@@ -59,6 +59,26 @@ UNRESOLVED_STATES: tuple[CaseState, ...] = tuple(s for s in CaseState if s != Ca
 Outcome = Literal["treated_at_home", "admitted", "false_alarm", "other"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
+# What the audit log says became of an input event.
+AuditOutcome = Literal["escalated", "assessed", "context_updated"]
+
+# --- push delivery -------------------------------------------------------------------------
+
+
+class DeliveryState(StrEnum):
+    """A push: ``pending`` until it was ``delivered``, became ``undeliverable`` (the case fails
+    over a rung) or was ``cancelled`` (the case was acknowledged or resolved meanwhile)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    UNDELIVERABLE = "undeliverable"
+    CANCELLED = "cancelled"
+
+
+# One delivery attempt's outcome (the attempt log).
+AttemptOutcome = Literal["delivered", "retry", "gave_up"]
+Channel = Literal["webhook"]
+
 # --- access --------------------------------------------------------------------------------
 
 Role = Literal["member", "admin"]
