@@ -32,11 +32,10 @@ from dispatcher.cases.lifecycle import (
     Case,
     CaseEvent,
     CaseState,
-    Page,
     acknowledge,
-    page_id_for,
 )
 from dispatcher.cases.manager import CaseManager
+from dispatcher.cases.pages import Page, page_id_for
 from dispatcher.devstack.embedded import EmbeddedPostgres
 from dispatcher.devstack.stack import apply_migrations
 from dispatcher.notify.backoff import BackoffPolicy

@@ -9,7 +9,6 @@ import pytest
 
 from dispatcher.cases.lifecycle import (
     Case,
-    CaseState,
     Silence,
     TransitionError,
     acknowledge,
@@ -19,6 +18,7 @@ from dispatcher.cases.lifecycle import (
     resolve,
 )
 from dispatcher.contract.events import Escalation, Reason, Route
+from dispatcher.contract.vocab import CaseState
 from dispatcher.routing.router import RouteDecision, Target
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
