@@ -50,11 +50,11 @@ def stray_literals(source: str) -> list[str]:
     """Vocabulary words quoted inside SQL-looking string constants of one module's source."""
     offences: list[str] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if SQL_WORDS.search(node.value):
-                offences += [
-                    f"line {node.lineno}: '{w}'" for w in QUOTED.findall(node.value) if w in WORDS
-                ]
+        is_sql = isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if is_sql and SQL_WORDS.search(node.value):
+            offences += [
+                f"line {node.lineno}: '{w}'" for w in QUOTED.findall(node.value) if w in WORDS
+            ]
     return offences
 
 
