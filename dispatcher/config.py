@@ -72,6 +72,9 @@ class Settings(BaseModel):
     # --- demo traffic (dispatcher-traffic) --------------------------------------------------
     traffic_rate: float = Field(default=5.0, gt=0, description="Demo messages per second.")
     traffic_seed: int = Field(default=7, description="Seed of the demo traffic.")
+    # --- HTTP API process (dispatcher api) ------------------------------------------------
+    api_pool_min: int = Field(default=1, ge=1, description="API PostgreSQL pool, minimum.")
+    api_pool_max: int = Field(default=10, ge=1, description="API PostgreSQL pool, maximum.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

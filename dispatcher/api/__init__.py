@@ -1,4 +1,5 @@
 """The HTTP API for acute teams and integrations: cases, silences, roster (aiohttp).
 
-``create_api`` builds the application; ``tokens`` manages the bearer tokens it accepts.
+``app.create_api`` builds the application (routes and middlewares), one module per resource
+holds its handlers, ``auth`` the bearer tokens it accepts and ``server.build_api`` the process.
 """

@@ -19,18 +19,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import asyncpg
 import orjson
 import structlog
 import yaml
 from aiohttp import web
 
-from dispatcher.api import tokens
-from dispatcher.api.app import create_api, roster_view
+from dispatcher.api import auth
+from dispatcher.api.roster import roster_view
+from dispatcher.api.server import build_api
 from dispatcher.config import Settings
 from dispatcher.observability.logging import configure_logging
 from dispatcher.routing.roster import Roster, RosterError, parse_roster
 from dispatcher.store import cases as store
+from dispatcher.store.db import connection
 
 log = structlog.get_logger(__name__)
 
@@ -65,24 +66,23 @@ def add_subparsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def cmd_api(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    # --port / --host override DISPATCHER_API_PORT / DISPATCHER_WEB_HOST for this process.
+    settings = settings.model_copy(
+        update={
+            "api_port": args.port if args.port is not None else settings.api_port,
+            "web_host": args.host or settings.web_host,
+        }
+    )
     configure_logging(settings.log_format, settings.log_level)
-    dsn = settings.dsn()
-    port = args.port if args.port is not None else settings.api_port
-    host = args.host or settings.web_host
-
-    async def make_app() -> web.Application:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        app = create_api(pool)
-
-        async def close_pool(_app: web.Application) -> None:
-            await pool.close()
-
-        app.on_cleanup.append(close_pool)
-        log.info("api_listening", host=host, port=port)
-        return app
-
+    settings.dsn()  # no database configured: fail here, before the event loop starts
     # No access log: query strings carry citizen ids, and our own lines already say enough.
-    web.run_app(make_app(), host=host, port=port, access_log=None, print=None)
+    web.run_app(
+        build_api(settings),
+        host=settings.web_host,
+        port=settings.api_port,
+        access_log=None,
+        print=None,
+    )
     return 0
 
 
@@ -102,11 +102,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     dsn = settings.dsn()
 
     async def run() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with connection(dsn) as conn:
             if args.tokens_action == "create":
                 try:
-                    token = await tokens.create(conn, args.actor, args.team, admin=args.admin)
+                    token = await auth.create(conn, args.actor, args.team, admin=args.admin)
                 except ValueError as exc:
                     print(f"tokens create: {exc}", file=sys.stderr)
                     return 2
@@ -123,12 +122,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                 )
                 print(token)
                 return 0
-            n = await tokens.revoke(conn, args.actor)
+            n = await auth.revoke(conn, args.actor)
             log.info("api_tokens_revoked", actor=args.actor, count=n, by=_cli_actor())
             print(f"revoked {n} token(s) of {args.actor}")
             return 0 if n else 1
-        finally:
-            await conn.close()
 
     return asyncio.run(run())
 
@@ -157,8 +154,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
     dsn = settings.dsn()
 
     async def run() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with connection(dsn) as conn:
             if roster is not None:
                 async with conn.transaction():
                     await store.store_roster(conn, roster)
@@ -185,8 +181,6 @@ def cmd_roster(args: argparse.Namespace) -> int:
             else:
                 print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
             return 0
-        finally:
-            await conn.close()
 
     return asyncio.run(run())
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from dispatcher.api import tokens
+from dispatcher.api import auth as tokens
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS
 from dispatcher.devstack.embedded import free_port
 from dispatcher.devstack.stack import Stack, WorkerProcess, seed_roster_text

@@ -25,7 +25,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from dispatcher.api import tokens
+from dispatcher.api import auth as tokens
 from dispatcher.api.app import create_api
 from dispatcher.cases.lifecycle import Case
 from dispatcher.contract.vocab import CaseState

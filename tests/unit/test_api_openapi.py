@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from dispatcher.api.app import create_api, openapi_spec
+from dispatcher.api.app import create_api
+from dispatcher.api.openapi import openapi_spec
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 

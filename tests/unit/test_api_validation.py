@@ -7,16 +7,12 @@ from uuid import uuid4
 
 import pytest
 
-from dispatcher.api.app import (
-    ApiError,
-    _decode_cursor,
-    _encode_cursor,
-    _silence_window,
-    parse_roster_body,
-    roster_view,
-)
+from dispatcher.api.auth import Principal, token_hash
+from dispatcher.api.cases import decode_cursor, encode_cursor
+from dispatcher.api.errors import ApiError
 from dispatcher.api.models import SilenceBody
-from dispatcher.api.tokens import Principal, token_hash
+from dispatcher.api.roster import parse_roster_body, roster_view
+from dispatcher.api.silences import silence_window
 from dispatcher.devstack.stack import seed_roster_text
 from dispatcher.routing.roster import Roster
 
@@ -27,13 +23,13 @@ class TestCursor:
     def test_round_trip(self) -> None:
         """A cursor decodes to the exact (opened_at, case_id) it was made from."""
         cid = uuid4()
-        assert _decode_cursor(_encode_cursor(NOW, cid)) == (NOW, cid)
+        assert decode_cursor(encode_cursor(NOW, cid)) == (NOW, cid)
 
     @pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", "WyJ4IiwgInkiXQ"])
     def test_garbage_is_a_400_on_cursor(self, cursor: str) -> None:
         """Anything not produced by the API is refused naming the cursor parameter."""
         with pytest.raises(ApiError) as err:
-            _decode_cursor(cursor)
+            decode_cursor(cursor)
         assert (err.value.status, err.value.field) == (400, "cursor")
 
 
@@ -41,12 +37,12 @@ class TestSilenceWindow:
     def test_duration_starts_now_by_default(self) -> None:
         """duration_minutes counts from starts_at, which defaults to the request time."""
         body = SilenceBody(citizen_id="cit-7f3a9c", duration_minutes=90, reason="visit")
-        assert _silence_window(body, NOW) == (NOW, NOW + timedelta(minutes=90))
+        assert silence_window(body, NOW) == (NOW, NOW + timedelta(minutes=90))
 
     def test_exactly_seven_days_is_allowed(self) -> None:
         """The 7-day limit is inclusive."""
         body = SilenceBody(citizen_id="cit-7f3a9c", ends_at=NOW + timedelta(days=7), reason="r")
-        assert _silence_window(body, NOW)[1] == NOW + timedelta(days=7)
+        assert silence_window(body, NOW)[1] == NOW + timedelta(days=7)
 
     @pytest.mark.parametrize(
         "window",
@@ -62,7 +58,7 @@ class TestSilenceWindow:
         """Missing, doubled, inverted, too long or already-over windows are 400 on ends_at."""
         body = SilenceBody.model_validate({"citizen_id": "cit-7f3a9c", "reason": "r", **window})
         with pytest.raises(ApiError) as err:
-            _silence_window(body, NOW)
+            silence_window(body, NOW)
         assert (err.value.status, err.value.field) == (400, "ends_at")
 
 

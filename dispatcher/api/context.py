@@ -1,0 +1,20 @@
+"""What every handler finds on the application: the pool, the clock and the roster hook.
+
+Kept apart from ``app.py`` so resource modules and middlewares can read them without importing
+the module that imports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from dispatcher.clock import Clock
+from dispatcher.store.db import Pool
+
+RosterHook = Callable[[], Awaitable[None] | None]
+
+POOL: web.AppKey[Pool] = web.AppKey("pool")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+ROSTER_HOOK: web.AppKey[RosterHook | None] = web.AppKey("on_roster_change")
