@@ -2,7 +2,7 @@
 
 Labels are bounded, non-identifying vocabularies (topic names, partitions, severities, tiers,
 team names, error categories). A citizen id, name or free text never becomes a label;
-``tests/unit/test_metrics.py`` scans every label name against an allow-list.
+``tests/unit/observability/test_metrics.py`` scans every label name against an allow-list.
 
 Some metrics are defined here before the code that feeds them exists (a case manager sets
 ``cases_open``, the acknowledgement flow observes ``ack_seconds``, a webhook pusher counts its

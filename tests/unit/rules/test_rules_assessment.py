@@ -86,8 +86,59 @@ class TestNews2Bands:
     def test_unresponsive_is_critical(self) -> None:
         """ACVPU U fires the consciousness rule at critical severity."""
         a, _ = evaluate(observation(consciousness="U"), None, NOW, RS)
-        assert "consciousness.unresponsive" in fired(a)
+        assert "consciousness.reduced" in fired(a)
         assert a.severity == "critical"
+
+
+class TestConsciousness:
+    """Issue 12 item 9: new V, P or U alone is an emergency (critical, doctor); new confusion
+    alone stays high (urgent, nurse). RCP NEWS2 2017 charts 1, 2 and 4."""
+
+    @pytest.mark.parametrize("level", ["V", "P", "U"])
+    def test_new_v_p_or_u_alone_is_critical_and_goes_to_the_doctor(self, level: str) -> None:
+        """With every other vital normal (NEWS2 3, a single red score), V, P or U is critical
+        with the 5-minute deadline and routes to the on-call doctor."""
+        a, ctx = evaluate(observation(consciousness=level), None, NOW, RS)
+        assert a.news2 is not None
+        assert a.news2.total == 3
+        assert a.news2.subscores["consciousness"] == 3
+        assert a.severity == "critical"
+        assert fired(a) == {"consciousness.reduced", "news2.red_score"}
+        reason = next(r for r in a.reasons if r.rule_id == "consciousness.reduced")
+        assert reason.inputs == {"consciousness": level}
+        assert a.response_minutes == RS.ack_minutes.critical
+        route = first_route(a, ctx)
+        assert route.tier == "doctor"
+
+    def test_new_confusion_alone_is_high_and_goes_to_a_nurse(self) -> None:
+        """New confusion with every other vital normal is high (urgent response), not an
+        emergency: the acute-team nurse within 15 minutes."""
+        a, ctx = evaluate(observation(consciousness="C"), None, NOW, RS)
+        assert a.severity == "high"
+        assert fired(a) == {"consciousness.new_confusion", "news2.red_score"}
+        assert a.response_minutes == RS.ack_minutes.high
+        assert first_route(a, ctx).tier == "nurse"
+
+    def test_alert_fires_no_consciousness_rule(self) -> None:
+        """Alert (A) is the normal edge: no consciousness rule fires."""
+        a, _ = evaluate(observation(consciousness="A"), None, NOW, RS)
+        assert not {r for r in fired(a) if r.startswith("consciousness.")}
+        assert not a.escalate
+
+    def test_confusion_with_news2_seven_is_critical(self) -> None:
+        """Confusion does not cap the severity: with NEWS2 >= 7 it is critical by the band."""
+        a, _ = evaluate(
+            observation(consciousness="C", respiration_rate=26, pulse=115), None, NOW, RS
+        )  # 3 + 3 + 2 = 8
+        assert a.severity == "critical"
+        assert {"consciousness.new_confusion", "news2.high"} <= fired(a)
+
+    def test_palliative_citizen_with_p_goes_to_the_palliative_pathway(self) -> None:
+        """A critical V/P/U for a palliative citizen still routes to the palliative team."""
+        _, ctx = evaluate(discharge(flags=["palliative"]), None, NOW, RS)
+        a, ctx = evaluate(observation(consciousness="P"), ctx, NOW, RS)
+        assert a.severity == "critical"
+        assert first_route(a, ctx).tier == "palliative"
 
 
 class TestPostDischargeVigilance:

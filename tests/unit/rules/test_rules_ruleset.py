@@ -168,15 +168,29 @@ class TestErrorsNameFileRuleAndField:
         assert (rule, field) == ("nurse.worry", "id")
         assert "duplicate" in reason
 
-    def test_debounce_longer_than_history_is_refused(self) -> None:
-        """A debounce needing as many readings as the history keeps is refused (it could never
-        fire exactly once)."""
+    def test_debounce_count_is_no_longer_bounded_by_the_history(self) -> None:
+        """Sustained rules are time windows over a bounded episode summary (issue 12 item 1), not
+        a look at the last N stored readings: a debounce needing more readings than the history
+        keeps is valid, while a debounce of zero readings is refused."""
         data = default_data()
-        rule_data(data, "sensor.spo2_low_sustained")["min_readings"] = data["history"][
-            "readings_per_kind"
-        ]
+        rule_data(data, "sensor.spo2_low_sustained")["min_readings"] = (
+            data["history"]["readings_per_kind"] + 5
+        )
+        parse_ruleset(yaml.safe_dump(data), "test.yaml")  # valid: no RuleSetError
+        rule_data(data, "sensor.spo2_low_sustained")["min_readings"] = 0
         [(rule, field, _)] = issues_of(data)
         assert (rule, field) == ("sensor.spo2_low_sustained", "min_readings")
+
+    def test_worse_level_must_lie_beyond_the_threshold(self) -> None:
+        """A 'worse' level of a sustained rule that is not more severe than the rule's own
+        threshold is refused."""
+        data = default_data()
+        rule_data(data, "sensor.spo2_low_sustained")["worse"] = [
+            {"at_or_below": 95, "severity": "critical"}
+        ]
+        [(rule, _, reason)] = issues_of(data)
+        assert rule == "sensor.spo2_low_sustained"
+        assert "beyond" in reason
 
     def test_plausibility_rule_is_required(self) -> None:
         """A rule set without a plausibility rule is refused: impossible values must never be

@@ -20,7 +20,7 @@ from dispatcher.cli.traffic import traffic_options
 from dispatcher.config import ENV_PREFIX, Settings
 from dispatcher.observability.metrics import DispatcherMetrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 WORKERS = ("worker-1", "worker-2")
 SETTINGS_ENV = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
