@@ -11,7 +11,6 @@ the outgoing and the incoming nurse are on shift, and the router prefers the one
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,7 +24,6 @@ COMPETENCES = frozenset(
     {"copd", "heart_failure", "diabetes", "palliative", "general_acute", "doctor"}
 )
 _SLUG = r"^[a-z0-9][a-z0-9-]{1,62}$"
-_TOPIC_SAFE = re.compile(_SLUG)
 
 
 class _Strict(BaseModel):

@@ -1,4 +1,5 @@
-"""Roster-aware routing: competence -> district/municipality -> on shift now -> least load.
+"""Roster-aware routing: competence -> district/municipality -> on shift now -> least load
+-> fallback team -> the fixed on-call doctor, each step a function below.
 
 Pure and deterministic (time and load are passed in). Every step of the choice is written down in
 ``RouteDecision.steps`` so the case history says *why* this nurse got the page, and ``chain`` is
@@ -54,6 +55,41 @@ class RouteDecision:
         return self.chain[0]
 
 
+def _on_shift(team: Team, roster: Roster, now: datetime) -> list[StaffMember]:
+    """On shift now. Handover is an overlap of two shifts, so both nurses count as on shift and
+    the least-load step decides between them."""
+    return [m for m in roster.members(team.team_id) if m.on_shift(now)]
+
+
+def _competent(
+    team: Team, on_shift: list[StaffMember], competence: str, steps: list[str]
+) -> list[StaffMember]:
+    """Those with the competence the case calls for; failing that a general acute nurse (any
+    doctor on a doctor team), because a generalist now beats a specialist later."""
+    skilled = [m for m in on_shift if competence in m.competences]
+    if skilled:
+        return skilled
+    pool = [m for m in on_shift if "general_acute" in m.competences or team.tier == "doctor"]
+    if not pool:
+        steps.append(f"{team.team_id}: nobody on shift with {competence} or general_acute")
+        return []
+    steps.append(f"{team.team_id}: nobody on shift with {competence}; general acute nurse")
+    return pool
+
+
+def _least_loaded(
+    team: Team, pool: list[StaffMember], load: Mapping[str, int], steps: list[str]
+) -> StaffMember:
+    """The one with the fewest open cases, so work spreads; ties go to the lowest staff id so
+    the same inputs always choose the same person."""
+    chosen = min(pool, key=lambda m: (load.get(m.staff_id, 0), m.staff_id))
+    steps.append(
+        f"{team.team_id}: {chosen.staff_id} on shift, load {load.get(chosen.staff_id, 0)}"
+        f" (lowest of {len(pool)})"
+    )
+    return chosen
+
+
 def _pick_staff(
     team: Team,
     roster: Roster,
@@ -63,33 +99,60 @@ def _pick_staff(
     load: Mapping[str, int],
     steps: list[str],
 ) -> StaffMember | None:
-    on_shift = [m for m in roster.members(team.team_id) if m.on_shift(now)]
+    """The person on ``team`` to page: on shift, competent, least loaded; None when nobody."""
+    on_shift = _on_shift(team, roster, now)
     if not on_shift:
         steps.append(f"{team.team_id}: nobody on shift")
         return None
-    skilled = [m for m in on_shift if competence in m.competences]
-    pool = skilled
-    if not skilled:
-        pool = [m for m in on_shift if "general_acute" in m.competences or team.tier == "doctor"]
-        if not pool:
-            steps.append(f"{team.team_id}: nobody on shift with {competence} or general_acute")
-            return None
-        steps.append(f"{team.team_id}: nobody on shift with {competence}; general acute nurse")
-    chosen = min(pool, key=lambda m: (load.get(m.staff_id, 0), m.staff_id))
-    steps.append(
-        f"{team.team_id}: {chosen.staff_id} on shift, load {load.get(chosen.staff_id, 0)}"
-        f" (lowest of {len(pool)})"
-    )
-    return chosen
+    pool = _competent(team, on_shift, competence, steps)
+    if not pool:
+        return None
+    return _least_loaded(team, pool, load, steps)
 
 
 def _doctor(roster: Roster, now: datetime, load: Mapping[str, int], steps: list[str]) -> Target:
+    """The fixed on-call doctor: the last rung of every chain. The doctor's team is paged even
+    when nobody on it is on shift, so the chain never ends without a target."""
     team = roster.team(roster.doctor_team)
     doc = _pick_staff(team, roster, "doctor", now, load=load, steps=steps)
     return Target(team.team_id, "doctor", doc.staff_id if doc else None, "doctor")
 
 
+def _critical_first(req: RouteRequest) -> bool:
+    """A critical case (emergency response) goes straight to the doctor; a palliative citizen
+    stays on the palliative pathway even when critical (treatment limitations)."""
+    return req.severity == "critical" and not req.palliative
+
+
+def _pathway(req: RouteRequest, steps: list[str]) -> tuple[Tier, str]:
+    """Competence: the tier of team and the competence the case needs."""
+    if req.palliative:
+        steps.append("palliative pathway: palliative team, never an emergency-call pathway")
+        return "palliative", "palliative"
+    return "nurse", req.competence
+
+
+def _covering(req: RouteRequest, roster: Roster, tier: Tier) -> list[Team]:
+    return [t for t in roster.teams if t.tier == tier and t.covers(req.municipality, req.district)]
+
+
+def _area_teams(req: RouteRequest, roster: Roster, tier: Tier, steps: list[str]) -> list[Team]:
+    """District/municipality: the teams of ``tier`` covering the citizen, district matches
+    before municipality matches, then by id (deterministic). A palliative citizen no palliative
+    team covers gets the acute nurses rather than nobody."""
+    teams = _covering(req, roster, tier)
+    if not teams and req.palliative:
+        steps.append("no palliative team covers the citizen: acute nurses instead")
+        teams = _covering(req, roster, "nurse")
+    if not teams:
+        steps.append(
+            f"no {tier} team covers district {req.district!r} / municipality {req.municipality!r}"
+        )
+    return sorted(teams, key=lambda t: (-t.covers(req.municipality, req.district), t.team_id))
+
+
 def _with_fallbacks(first: Team, roster: Roster) -> list[Team]:
+    """A team followed by its fallback, that team's fallback, and so on (stopping at a repeat)."""
     out = [first]
     cur = first
     while cur.fallback is not None:
@@ -98,6 +161,43 @@ def _with_fallbacks(first: Team, roster: Roster) -> list[Team]:
             break
         out.append(cur)
     return out
+
+
+def _escalation_order(teams: list[Team], roster: Roster) -> list[Team]:
+    """Fallback team: each covering team is followed by its fallback teams, each team once.
+    The doctor's team is left out here: it is always the last rung, added separately."""
+    ordered: list[Team] = []
+    for team in teams:
+        for t in _with_fallbacks(team, roster):
+            if t not in ordered and t.team_id != roster.doctor_team:
+                ordered.append(t)
+    return ordered
+
+
+def _nurse_rungs(
+    ordered: list[Team],
+    roster: Roster,
+    competence: str,
+    now: datetime,
+    *,
+    load: Mapping[str, int],
+    max_rungs: int,
+    steps: list[str],
+) -> list[Target]:
+    """Up to ``max_rungs`` targets, a person from each team in order that has someone to page.
+    With nobody on shift anywhere the first team is paged as a team: its channel still reaches
+    someone, which beats going straight to the doctor."""
+    chain: list[Target] = []
+    for team in ordered:
+        if len(chain) >= max_rungs:
+            break
+        member = _pick_staff(team, roster, competence, now, load=load, steps=steps)
+        if member is not None:
+            chain.append(Target(team.team_id, team.tier, member.staff_id, competence))
+    if not chain and ordered:
+        steps.append(f"{ordered[0].team_id}: paging the team channel, nobody individually")
+        chain.append(Target(ordered[0].team_id, ordered[0].tier, None, competence))
+    return chain
 
 
 def route(
@@ -116,59 +216,14 @@ def route(
     """
     load = load or {}
     steps: list[str] = []
-    doctor_target: Target | None = None
-
-    if req.severity == "critical" and not req.palliative:
+    if _critical_first(req):
         steps.append("severity critical: the fixed on-call doctor first")
-        doctor_target = _doctor(roster, now, load, steps)
-        return RouteDecision(chain=(doctor_target,), steps=tuple(steps))
-
-    wanted_tier: Tier = "palliative" if req.palliative else "nurse"
-    competence = "palliative" if req.palliative else req.competence
-    if req.palliative:
-        steps.append("palliative pathway: palliative team, never an emergency-call pathway")
-
-    candidates = sorted(
-        (
-            t
-            for t in roster.teams
-            if t.tier == wanted_tier and t.covers(req.municipality, req.district)
-        ),
-        key=lambda t: (-t.covers(req.municipality, req.district), t.team_id),
+        return RouteDecision(chain=(_doctor(roster, now, load, steps),), steps=tuple(steps))
+    tier, competence = _pathway(req, steps)
+    ordered = _escalation_order(_area_teams(req, roster, tier, steps), roster)
+    chain = _nurse_rungs(
+        ordered, roster, competence, now, load=load, max_rungs=max_nurse_rungs, steps=steps
     )
-    if not candidates and req.palliative:
-        steps.append("no palliative team covers the citizen: acute nurses instead")
-        candidates = sorted(
-            (
-                t
-                for t in roster.teams
-                if t.tier == "nurse" and t.covers(req.municipality, req.district)
-            ),
-            key=lambda t: (-t.covers(req.municipality, req.district), t.team_id),
-        )
-    if not candidates:
-        steps.append(
-            f"no {wanted_tier} team covers district {req.district!r} / municipality "
-            f"{req.municipality!r}"
-        )
-
-    chain: list[Target] = []
-    ordered: list[Team] = []
-    for team in candidates:
-        for t in _with_fallbacks(team, roster):
-            if t not in ordered and t.team_id != roster.doctor_team:
-                ordered.append(t)
-    for team in ordered:
-        if len(chain) >= max_nurse_rungs:
-            break
-        member = _pick_staff(team, roster, competence, now, load=load, steps=steps)
-        if member is not None:
-            chain.append(Target(team.team_id, team.tier, member.staff_id, competence))
-    if not chain and ordered:
-        # Nobody on shift anywhere: page the team itself (its channel still reaches someone)
-        steps.append(f"{ordered[0].team_id}: paging the team channel, nobody individually")
-        chain.append(Target(ordered[0].team_id, ordered[0].tier, None, competence))
-    doctor_target = _doctor(roster, now, load, steps)
-    chain.append(doctor_target)
+    chain.append(_doctor(roster, now, load, steps))
     steps.append("chain ends at the fixed on-call doctor")
     return RouteDecision(chain=tuple(chain), steps=tuple(steps))
