@@ -15,17 +15,18 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-import asyncpg
 import structlog
 from pydantic import ValidationError
 
 from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
+    Silence,
     on_ack_timeout,
     on_delivery_failed,
     on_escalation,
@@ -35,10 +36,12 @@ from dispatcher.contract.events import Escalation
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
 from dispatcher.store import cases as store
+from dispatcher.store import db
 from dispatcher.store.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
+# Overdue cases re-escalated per scan transaction (the rest wait for the next 1 s tick).
 DEADLINE_SCAN_LIMIT = 100
 T = TypeVar("T")
 
@@ -49,16 +52,39 @@ def _log_case_retry(exc: BaseException, delay: float) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Situation:
+    """What the lifecycle needs to know about a citizen to decide on an escalation, read in
+    the escalation's transaction (the open case locked first)."""
+
+    open_case: Case | None
+    silences: list[Silence]
+    roster: Roster | None
+    context: dict[str, Any]
+    load: dict[str, int]
+    page_seq: int
+
+
 class CaseManager:
+    """The I/O shell around ``cases.lifecycle``: one transaction per escalation, per deadline
+    scan and per fail-over; SQL is in ``store.cases``.
+
+    ``roster_ttl_s``: how long a loaded roster is reused before it is read again.
+    ``deadline_scan_limit``: overdue cases handled per scan. ``delivery_deadline``: how long a
+    page's webhook delivery is retried before it counts as undeliverable.
+    """
+
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: db.Pool,
         relay: Callable[[], Any],
         *,
         clock: Callable[[], datetime] = utcnow,
         retry: RetryPolicy | None = None,
         roster_ttl_s: float = 5.0,
         observe: Callable[[CaseDecision], None] | None = None,
+        deadline_scan_limit: int = DEADLINE_SCAN_LIMIT,
+        delivery_deadline: timedelta = store.DEFAULT_DELIVERY_DEADLINE,
     ) -> None:
         self._pool = pool
         self._relay = relay
@@ -68,8 +94,10 @@ class CaseManager:
         self._roster_loaded = 0.0
         self._roster_ttl = roster_ttl_s
         self._observe = observe or (lambda _d: None)
+        self._deadline_scan_limit = deadline_scan_limit
+        self._delivery_deadline = delivery_deadline
 
-    async def roster(self, conn: asyncpg.Connection) -> Roster | None:
+    async def roster(self, conn: db.Connection) -> Roster | None:
         if self._roster is None or time.monotonic() - self._roster_loaded > self._roster_ttl:
             self._roster = await store.load_roster(conn)
             self._roster_loaded = time.monotonic()
@@ -105,56 +133,15 @@ class CaseManager:
         return decisions
 
     async def _apply(self, esc: Escalation) -> CaseDecision | None:
+        """One escalation, one transaction: skip a duplicate, else read, decide and store."""
         now = self._clock()
-        async with self._pool.acquire() as conn, conn.transaction():
-            seen = await conn.fetchval(
-                "SELECT 1 FROM case_escalations WHERE escalation_id = $1", esc.escalation_id
-            )
-            if seen:
+        async with db.transaction(self._pool) as conn:
+            if await store.escalation_seen(conn, esc.escalation_id):
                 return None
-            open_case = await store.open_case_for_update(conn, esc.citizen_id)
-            silences = await store.active_silences(conn, esc.citizen_id, now)
-            roster = await self.roster(conn)
-            ctx_raw = await conn.fetchval(
-                "SELECT context FROM citizen_context WHERE citizen_id = $1", esc.citizen_id
-            )
-            ctx = json.loads(ctx_raw) if ctx_raw else {}
-            load = await store.staff_load(conn) if roster is not None else {}
-            seq = await store.next_page_seq(conn, open_case.case_id) if open_case else 1
-            meta = {
-                "municipality": ctx.get("municipality"),
-                "district": ctx.get("district"),
-                "competence": esc.route.competence,
-            }
-
-            def route_for(severity: str) -> RouteDecision:
-                return self._route(esc, severity, ctx, roster, load=load, now=now)
-
-            decision = on_escalation(
-                esc, open_case, silences, route_for, now=now, page_seq=seq, meta=meta
-            )
+            situation = await self._situation(conn, esc, now)
+            decision = self._decide(esc, situation, now)
+            await self._store_decision(conn, esc, situation.roster, decision, now)
             case_id = decision.case.case_id if decision.case else None
-            if decision.case is not None:
-                await store.save_case(conn, decision.case)
-                await store.append_events(conn, decision.case.case_id, decision.events, now)
-            await conn.execute(
-                "INSERT INTO case_escalations (escalation_id, case_id, citizen_id, action, "
-                "silence_id) VALUES ($1, $2, $3, $4, $5)",
-                esc.escalation_id,
-                case_id,
-                esc.citizen_id,
-                decision.action,
-                decision.silence_id,
-            )
-            if decision.page is not None and decision.case is not None:
-                await store.emit_page(
-                    conn,
-                    roster,
-                    decision.case,
-                    decision.page,
-                    json.loads(esc.model_dump_json()),
-                    now,
-                )
             log.info(
                 "case_decided",
                 case_id=str(case_id) if case_id else None,
@@ -163,6 +150,66 @@ class CaseManager:
                 paged=decision.page is not None,
             )
             return decision
+
+    async def _situation(self, conn: db.Connection, esc: Escalation, now: datetime) -> _Situation:
+        """Read the citizen's open case (locked), silences, roster, context, load and the next
+        page number, in this order."""
+        open_case = await store.open_case_for_update(conn, esc.citizen_id)
+        silences = await store.active_silences(conn, esc.citizen_id, now)
+        roster = await self.roster(conn)
+        context = await store.citizen_context(conn, esc.citizen_id)
+        load = await store.staff_load(conn) if roster is not None else {}
+        seq = await store.next_page_seq(conn, open_case.case_id) if open_case else 1
+        return _Situation(open_case, silences, roster, context, load, seq)
+
+    def _decide(self, esc: Escalation, situation: _Situation, now: datetime) -> CaseDecision:
+        """The pure lifecycle's verdict, with routing bound to what was read."""
+        ctx = situation.context
+        meta = {
+            "municipality": ctx.get("municipality"),
+            "district": ctx.get("district"),
+            "competence": esc.route.competence,
+        }
+
+        def route_for(severity: str) -> RouteDecision:
+            return self._route(esc, severity, ctx, situation.roster, load=situation.load, now=now)
+
+        return on_escalation(
+            esc,
+            situation.open_case,
+            situation.silences,
+            route_for,
+            now=now,
+            page_seq=situation.page_seq,
+            meta=meta,
+        )
+
+    async def _store_decision(
+        self,
+        conn: db.Connection,
+        esc: Escalation,
+        roster: Roster | None,
+        decision: CaseDecision,
+        now: datetime,
+    ) -> None:
+        """The case and its history, what became of the escalation, and the page, if any."""
+        case_id = decision.case.case_id if decision.case else None
+        if decision.case is not None:
+            await store.save_case(conn, decision.case)
+            await store.append_events(conn, decision.case.case_id, decision.events, now)
+        await store.record_escalation(
+            conn, esc.escalation_id, case_id, esc.citizen_id, decision.action, decision.silence_id
+        )
+        if decision.page is not None and decision.case is not None:
+            await store.emit_page(
+                conn,
+                roster,
+                decision.case,
+                decision.page,
+                json.loads(esc.model_dump_json()),
+                now,
+                self._delivery_deadline,
+            )
 
     @staticmethod
     def _route(
@@ -200,17 +247,10 @@ class CaseManager:
     async def _scan_once(self) -> list[CaseDecision]:
         now = self._clock()
         out: list[CaseDecision] = []
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                f"SELECT {store.CASE_COLUMNS} FROM cases "  # noqa: S608 - constant column list
-                "WHERE state IN ('open', 'notified', 're_escalated') AND ack_deadline <= $1 "
-                "ORDER BY ack_deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
-                now,
-                DEADLINE_SCAN_LIMIT,
-            )
-            roster = await self.roster(conn) if rows else None
-            for row in rows:
-                case = store.case_from_row(row)
+        async with db.transaction(self._pool) as conn:
+            overdue = await store.overdue_cases_for_update(conn, now, self._deadline_scan_limit)
+            roster = await self.roster(conn) if overdue else None
+            for case in overdue:
                 seq = await store.next_page_seq(conn, case.case_id)
                 decision = on_ack_timeout(case, now, seq)
                 if decision is not None:
@@ -224,24 +264,13 @@ class CaseManager:
         Each acknowledgement is claimed once (``ack_observed_at``), so with several workers
         every acknowledgement lands in exactly one worker's histogram.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT severity, team_id, count(*) AS n FROM cases WHERE state <> 'resolved' "
-                "GROUP BY severity, team_id"
-            )
-            acked = await conn.fetch(
-                "UPDATE cases SET ack_observed_at = now() WHERE case_id IN ("
-                " SELECT case_id FROM cases WHERE acknowledged_at IS NOT NULL"
-                " AND ack_observed_at IS NULL LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-                " RETURNING severity, extract(epoch FROM acknowledged_at - opened_at) AS s"
-            )
-        return (
-            {(r["severity"], r["team_id"]): int(r["n"]) for r in rows},
-            [(r["severity"], max(0.0, float(r["s"]))) for r in acked],
-        )
+        async with db.transaction(self._pool) as conn:
+            open_counts = await store.open_case_counts(conn)
+            ack_times = await store.claim_ack_times(conn)
+        return open_counts, ack_times
 
     async def fail_over(
-        self, conn: asyncpg.Connection, case_id: UUID, now: datetime
+        self, conn: db.Connection, case_id: UUID, now: datetime
     ) -> CaseDecision | None:
         """A push to the case's current target was undeliverable: move to the next rung.
 
@@ -256,16 +285,16 @@ class CaseManager:
             self._observe(decision)
         return decision
 
-    @staticmethod
     async def _persist_rung(
-        conn: asyncpg.Connection, roster: Roster | None, decision: CaseDecision, now: datetime
+        self, conn: db.Connection, roster: Roster | None, decision: CaseDecision, now: datetime
     ) -> None:
+        """Store a one-rung move (deadline passed or push undeliverable) and page the rung."""
         case: Case | None = decision.case
         assert case is not None
         assert decision.page is not None
         await store.save_case(conn, case)
         await store.append_events(conn, case.case_id, decision.events, now)
-        await store.emit_page(conn, roster, case, decision.page, None, now)
+        await store.emit_page(conn, roster, case, decision.page, None, now, self._delivery_deadline)
         log.warning(
             "case_re_escalated",
             case_id=str(case.case_id),

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import asyncpg
 from pydantic import SecretStr
 
 from dispatcher.config import Settings
 from dispatcher.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from dispatcher.ops.topics import ensure_topics
+from dispatcher.store import db
 from dispatcher.store.migrate import migrate
 
 SEED_ROSTER = "seed_roster.yaml"
@@ -41,27 +41,18 @@ def seed_roster_text() -> str:
 async def load_roster_if_empty(dsn: str, text: str, source: str) -> list[str]:
     """Store the roster unless one is loaded already; return the teams' page topics."""
     from dispatcher.routing.roster import page_topic, parse_roster
-    from dispatcher.store.cases import load_roster, store_roster
+    from dispatcher.store.roster import seed_roster
 
     roster = parse_roster(text, source)
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            current = await load_roster(conn)
-            if current is None:
-                await store_roster(conn, roster)
-                current = roster
-        return [page_topic(t.team_id) for t in current.teams]
-    finally:
-        await conn.close()
+    async with db.connection(dsn) as conn, db.transaction(conn) as tx:
+        current = await seed_roster(tx, roster)
+    return [page_topic(t.team_id) for t in current.teams]
 
 
 async def apply_migrations(dsn: str) -> list[int]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    """Apply pending migrations to ``dsn``; the versions applied now."""
+    async with db.connection(dsn) as conn:
         return await migrate(conn)
-    finally:
-        await conn.close()
 
 
 def http_get(port: int, path: str, timeout_s: float = 1.0) -> tuple[int, dict[str, object]]:

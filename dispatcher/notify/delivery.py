@@ -26,6 +26,9 @@ How it stays correct with several workers and crashes:
 * **Cancelled, not sent**, when the case was acknowledged or resolved: at claim time, and also
   when the acknowledgement arrived while a failing attempt was in flight.
 
+The SQL is in ``store.deliveries`` (claim, attempt, fenced result) and ``store.cases`` (the case
+lock, the page number); this module keeps the orchestration.
+
 Health data: the payload is never logged; log lines carry delivery id, case id, team, status
 and attempt number only. The URL is not logged either (it may contain a receiver's token).
 """
@@ -35,12 +38,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import structlog
 
 from dispatcher.clock import utcnow
@@ -55,7 +56,10 @@ from dispatcher.notify.backoff import (
 from dispatcher.notify.signing import sign_headers
 from dispatcher.notify.webhook import Sender, SendResult
 from dispatcher.routing.roster import Roster
-from dispatcher.store import cases as store
+from dispatcher.store import cases as case_store
+from dispatcher.store import db
+from dispatcher.store import deliveries as store
+from dispatcher.store.deliveries import Claim, DeliveryState
 from dispatcher.store.retry import TRANSIENT_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -63,49 +67,9 @@ log = structlog.get_logger(__name__)
 LEASE_MARGIN_S = 30.0
 RECORD_TRIES = 5
 
-FailOver = Callable[[asyncpg.Connection, UUID, datetime], Awaitable[object]]
+FailOver = Callable[[db.Connection, UUID, datetime], Awaitable[object]]
 ObserveAttempt = Callable[[str, str, int | None], None]
 SecretLookup = Callable[[str], str | None]
-
-_CLAIM_SQL = """
-WITH due AS (
-    SELECT d.delivery_id, c.state AS case_state
-    FROM deliveries d JOIN cases c ON c.case_id = d.case_id
-    WHERE d.state = 'pending' AND d.next_attempt_at <= $1
-    ORDER BY d.next_attempt_at
-    LIMIT $2
-    FOR UPDATE OF d SKIP LOCKED
-)
-UPDATE deliveries AS d SET
-    state = CASE WHEN due.case_state = ANY($4::text[]) THEN 'cancelled' ELSE d.state END,
-    finished_at = CASE WHEN due.case_state = ANY($4::text[]) THEN $1 ELSE d.finished_at END,
-    last_error = CASE WHEN due.case_state = ANY($4::text[])
-                      THEN 'cancelled: case ' || due.case_state ELSE d.last_error END,
-    next_attempt_at = CASE WHEN due.case_state = ANY($4::text[])
-                           THEN d.next_attempt_at ELSE $3 END
-FROM due
-WHERE d.delivery_id = due.delivery_id
-RETURNING d.delivery_id, d.case_id, d.page_seq, d.team_id, d.url, d.idempotency_key, d.payload,
-          d.attempts, d.deadline_at, d.next_attempt_at, d.state
-"""
-
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts
-    (delivery_id, attempt, started_at, duration_ms, status_code, error, outcome)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
-
-# $1 id, $2 claimed attempts, $3 lease token, $4 new state, $5 next_attempt_at (NULL: keep),
-# $6 finished_at, $7 last_error
-_APPLY_RESULT = """
-UPDATE deliveries SET
-    attempts = attempts + 1,
-    state = $4,
-    next_attempt_at = coalesce($5, next_attempt_at),
-    finished_at = $6,
-    last_error = $7
-WHERE delivery_id = $1 AND state = 'pending' AND attempts = $2 AND next_attempt_at = $3
-"""
 
 
 def secret_for(roster: Roster | None, team_id: str) -> str | None:
@@ -124,41 +88,6 @@ def roster_secrets(get_roster: Callable[[], Roster | None]) -> SecretLookup:
     return lambda team_id: secret_for(get_roster(), team_id)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One leased delivery. ``attempts`` is the count before this attempt."""
-
-    delivery_id: UUID
-    case_id: UUID
-    page_seq: int
-    team_id: str
-    url: str
-    idempotency_key: str
-    payload: bytes
-    attempts: int
-    deadline_at: datetime
-    lease_until: datetime
-
-    @property
-    def attempt(self) -> int:
-        return self.attempts + 1
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Claim:
-        return cls(
-            delivery_id=row["delivery_id"],
-            case_id=row["case_id"],
-            page_seq=row["page_seq"],
-            team_id=row["team_id"],
-            url=row["url"],
-            idempotency_key=row["idempotency_key"],
-            payload=bytes(row["payload"]),
-            attempts=row["attempts"],
-            deadline_at=row["deadline_at"],
-            lease_until=row["next_attempt_at"],
-        )
-
-
 class DeliveryWorker:
     """Sends due webhook deliveries. Drive it with ``run_once`` from a timer.
 
@@ -171,7 +100,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: db.Pool,
         secrets: SecretLookup,
         sender: Sender,
         fail_over: FailOver,
@@ -224,28 +153,23 @@ class DeliveryWorker:
             if free <= 0:
                 return 0
             now = self._clock()
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(
-                    _CLAIM_SQL,
-                    now,
-                    min(self._batch, free),
-                    now + self._lease,
-                    list(CLOSED_CASE_STATES),
-                )
-            for row in rows:
-                if row["state"] == "cancelled":
+            claims = await store.claim_due(
+                self._pool, now, min(self._batch, free), now + self._lease, CLOSED_CASE_STATES
+            )
+            for claim in claims:
+                if claim.cancelled:
                     log.info(
                         "webhook_delivery_cancelled",
-                        delivery_id=str(row["delivery_id"]),
-                        case_id=str(row["case_id"]),
-                        team=row["team_id"],
-                        attempt=row["attempts"],
+                        delivery_id=str(claim.delivery_id),
+                        case_id=str(claim.case_id),
+                        team=claim.team_id,
+                        attempt=claim.attempts,
                     )
                     continue
-                task = asyncio.create_task(self._deliver(Claim.from_row(row)))
+                task = asyncio.create_task(self._deliver(claim))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            return len(rows)
+            return len(claims)
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait for the in-flight sends; ``False`` when some were still running at the timeout."""
@@ -341,15 +265,13 @@ class DeliveryWorker:
             "error": result.error,
             "duration_ms": result.duration_ms,
         }
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with db.transaction(self._pool) as conn:
             # Case first, then delivery: the same lock order as the case manager's paths.
-            case_state = await conn.fetchval(
-                "SELECT state FROM cases WHERE case_id = $1 FOR UPDATE", claim.case_id
-            )
+            case_state = await case_store.case_state_for_update(conn, claim.case_id)
             outcome, new_state, next_at, error = settle(decision, case_state)
-            finished = None if new_state == "pending" else now
-            await conn.execute(
-                _INSERT_ATTEMPT,
+            finished = None if new_state == DeliveryState.PENDING else now
+            await store.record_attempt(
+                conn,
                 claim.delivery_id,
                 claim.attempt,
                 started_at,
@@ -358,20 +280,12 @@ class DeliveryWorker:
                 result.error,
                 outcome,
             )
-            status = await conn.execute(
-                _APPLY_RESULT,
-                claim.delivery_id,
-                claim.attempts,
-                claim.lease_until,
-                new_state,
-                next_at,
-                finished,
-                _clip(error),
+            applied = await store.apply_result(
+                conn, claim, new_state, next_at, finished, _clip(error)
             )
-            applied = status == "UPDATE 1"
             failed_over = superseded = False
-            if applied and new_state == "undeliverable":
-                latest = await store.next_page_seq(conn, claim.case_id) - 1
+            if applied and new_state == DeliveryState.UNDELIVERABLE:
+                latest = await case_store.next_page_seq(conn, claim.case_id) - 1
                 superseded = claim.page_seq < latest
                 if not superseded:
                     await self._fail_over(conn, claim.case_id, now)
@@ -396,7 +310,7 @@ class DeliveryWorker:
 
 def settle(
     decision: Decision, case_state: str | None
-) -> tuple[AttemptOutcome, str, datetime | None, str | None]:
+) -> tuple[AttemptOutcome, DeliveryState, datetime | None, str | None]:
     """(attempt outcome, new delivery state, next attempt, last error) for a finished attempt.
 
     A failed attempt for a case that was acknowledged or resolved meanwhile ends the delivery
@@ -406,30 +320,32 @@ def settle(
     """
     closed = case_state is None or case_state in CLOSED_CASE_STATES
     if decision.outcome == "delivered":
-        return "delivered", "delivered", None, None
+        return "delivered", DeliveryState.DELIVERED, None, None
     if closed:
         why = f"cancelled: case {case_state or 'missing'}; last attempt: {decision.reason}"
-        return "gave_up", "cancelled", None, why
+        return "gave_up", DeliveryState.CANCELLED, None, why
     if decision.outcome == "retry":
-        return "retry", "pending", decision.next_attempt_at, decision.reason
-    return "gave_up", "undeliverable", None, decision.reason
+        return "retry", DeliveryState.PENDING, decision.next_attempt_at, decision.reason
+    return "gave_up", DeliveryState.UNDELIVERABLE, None, decision.reason
 
 
 def _clip(text: str | None, limit: int = 500) -> str | None:
     return None if text is None else text[:limit]
 
 
-def _log_outcome(new_state: str, outcome: str, decision: Decision, fields: dict[str, Any]) -> None:
-    if new_state == "delivered":
+def _log_outcome(
+    new_state: DeliveryState, outcome: str, decision: Decision, fields: dict[str, Any]
+) -> None:
+    if new_state == DeliveryState.DELIVERED:
         log.info("webhook_delivered", **fields)
-    elif new_state == "pending":
+    elif new_state == DeliveryState.PENDING:
         assert decision.next_attempt_at is not None
         log.info(
             "webhook_attempt_failed_retrying",
             next_attempt_at=decision.next_attempt_at.isoformat(),
             **fields,
         )
-    elif new_state == "cancelled":
+    elif new_state == DeliveryState.CANCELLED:
         log.info("webhook_delivery_cancelled", outcome=outcome, **fields)
     else:
         log.warning("webhook_undeliverable_failing_over", reason=decision.reason, **fields)

@@ -12,7 +12,7 @@ What it checks, end to end, against the broker and PostgreSQL:
 4. No push is stuck: a pending delivery past its deadline, or an undeliverable one whose case did
    not fail over, is a problem; no delivery has more than one successful attempt.
 
-The core (``reconcile``) is pure; ``collect`` does the reading.
+The core (``reconcile``) is pure; ``collect`` does the reading (SQL in ``store.audit``).
 """
 
 from __future__ import annotations
@@ -180,51 +180,23 @@ def read_topics(
 
 
 async def collect(bootstrap: str, dsn: str) -> Snapshot:
+    """Read the topics (in threads: the Kafka client blocks), then the database's evidence."""
     import asyncio
 
-    import asyncpg
+    from dispatcher.store import audit
+    from dispatcher.store.db import connection
 
     inputs = await asyncio.to_thread(read_topics, bootstrap, list(INPUT_TOPICS))
     on_topic = await asyncio.to_thread(read_topics, bootstrap, [ESCALATIONS])
-    conn = await asyncpg.connect(dsn)
-    try:
-        audited = {r[0] for r in await conn.fetch("SELECT event_id FROM audit_log")}
-        dead = await conn.fetch("SELECT dead_letter_id, event_id FROM dead_letters")
-        escalations = {
-            r[0]: r[1]
-            for r in await conn.fetch("SELECT escalation_id, created_at FROM escalations")
-        }
-        unpublished = [
-            (r[0], r[1])
-            for r in await conn.fetch(
-                "SELECT topic, created_at FROM outbox WHERE published_at IS NULL"
-            )
-        ]
-        at_cases = {r[0] for r in await conn.fetch("SELECT escalation_id FROM case_escalations")}
-        stuck = [
-            str(r[0])
-            for r in await conn.fetch(
-                "SELECT delivery_id FROM deliveries WHERE state = 'pending' "
-                "AND deadline_at < now() - interval '30 seconds'"
-            )
-        ]
-        no_failover = [
-            str(r[0])
-            for r in await conn.fetch(
-                "SELECT d.delivery_id FROM deliveries d WHERE d.state = 'undeliverable' "
-                "AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = d.case_id "
-                "AND e.action IN ('delivery_failed', 're_escalated', 'acknowledged', 'resolved'))"
-            )
-        ]
-        twice = [
-            str(r[0])
-            for r in await conn.fetch(
-                "SELECT delivery_id FROM delivery_attempts WHERE outcome = 'delivered' "
-                "GROUP BY delivery_id HAVING count(*) > 1"
-            )
-        ]
-    finally:
-        await conn.close()
+    async with connection(dsn) as conn:
+        audited = await audit.audited_event_ids(conn)
+        dead = await audit.dead_letters(conn)
+        escalations = await audit.escalations_created(conn)
+        unpublished = await audit.unpublished_outbox(conn)
+        at_cases = await audit.escalations_at_case_manager(conn)
+        stuck = await audit.stuck_deliveries(conn)
+        no_failover = await audit.undeliverable_without_failover(conn)
+        twice = await audit.deliveries_delivered_twice(conn)
     topic_counts: Counter[UUID] = Counter()
     for msg in on_topic:
         eid = _escalation_id_of(msg.value)
@@ -233,8 +205,8 @@ async def collect(bootstrap: str, dsn: str) -> Snapshot:
     return Snapshot(
         inputs=inputs,
         audited=audited,
-        dead_letter_ids={r[0] for r in dead},
-        dead_letter_event_ids={r[1] for r in dead if r[1] is not None},
+        dead_letter_ids={dl_id for dl_id, _ in dead},
+        dead_letter_event_ids={eid for _, eid in dead if eid is not None},
         escalations_db=escalations,
         unpublished_outbox=unpublished,
         escalations_on_topic=topic_counts,

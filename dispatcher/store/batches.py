@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-import asyncpg
 import orjson
 
 from dispatcher.ingest.planner import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
+from dispatcher.store import db
 
 Planner = Callable[[set[UUID], dict[str, CitizenContext]], BatchPlan]
 # Timer scans: contexts -> the candidate event ids and a planner that takes the ids already seen.
@@ -130,18 +130,18 @@ RETURNING id
 
 
 class PostgresRepository:
-    """asyncpg implementation over the tables in ``migrations/``."""
+    """asyncpg implementation over the tables in ``migrations/``; one ``db.transaction`` per
+    batch, scan and relay."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: db.Pool) -> None:
         self._pool = pool
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 1, max_size: int = 5) -> PostgresRepository:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
-        return cls(pool)
+        return cls(await db.create_pool(dsn, min_size=min_size, max_size=max_size))
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> db.Pool:
         return self._pool
 
     async def close(self) -> None:
@@ -150,7 +150,7 @@ class PostgresRepository:
     async def apply_batch(
         self, event_ids: Sequence[UUID], citizen_ids: Sequence[str], planner: Planner
     ) -> StoredBatch:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with db.transaction(self._pool) as conn:
             row = await conn.fetchrow(LOAD_BATCH, list(event_ids), sorted(set(citizen_ids)))
             assert row is not None
             seen = set(row["seen"])
@@ -164,7 +164,7 @@ class PostgresRepository:
     async def apply_sensor_scan(
         self, sensor_silent_since: datetime, limit: int, planner: ScanPlanner
     ) -> StoredBatch:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with db.transaction(self._pool) as conn:
             rows = await conn.fetch(
                 "SELECT citizen_id, context FROM citizen_context "
                 "WHERE (context->>'last_sensor_at')::timestamptz < $1 "
@@ -182,7 +182,7 @@ class PostgresRepository:
             plan = finish({r["event_id"] for r in seen_rows})
             return await self._store_with_outbox(conn, plan)
 
-    async def _store_with_outbox(self, conn: asyncpg.Connection, plan: BatchPlan) -> StoredBatch:
+    async def _store_with_outbox(self, conn: db.Connection, plan: BatchPlan) -> StoredBatch:
         """Everything the plan stores, in one statement (one round trip)."""
         outbox = plan.outbox()
         if not (plan.audits or plan.contexts or plan.escalations or plan.dead_letters):
@@ -243,7 +243,7 @@ class PostgresRepository:
         min_age_s: float = 0.0,
         limit: int = 1000,
     ) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with db.transaction(self._pool) as conn:
             if ids is not None:
                 rows = await conn.fetch(
                     "SELECT id, topic, key, value FROM outbox "

@@ -1,5 +1,12 @@
-"""PostgreSQL persistence for cases, silences, roster and pages (asyncpg, inside a caller's
-transaction). PostgreSQL is the source of truth for cases, so deadlines survive any restart."""
+"""PostgreSQL persistence for cases: rows, history, escalations taken, silences read, pages.
+
+Writes and locking reads take a ``Connection`` inside the caller's transaction
+(``db.transaction``); plain reads take either a pool or a connection. PostgreSQL is the source
+of truth for cases, so deadlines survive any restart. States and event actions are query
+parameters (``contract.vocab``), never SQL literals.
+
+The roster moved to ``store.roster``; its functions are re-exported here for old callers.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,30 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import orjson
 
 from dispatcher.cases.lifecycle import (
     Case,
     CaseEvent,
-    Page,
     Silence,
-    page_id_for,
 )
-from dispatcher.contract.vocab import CaseState
-from dispatcher.routing.roster import Roster, StaffMember, Team, page_topic
+from dispatcher.cases.pages import Page, page_id_for
+from dispatcher.contract.vocab import AWAITING_ACK, CaseState
+from dispatcher.routing.roster import Roster, Team, page_topic
 from dispatcher.routing.router import Target
+from dispatcher.store import deliveries
+from dispatcher.store import roster as _roster
+from dispatcher.store.db import Connection, Executor, Record
+
+# The roster lives in ``store.roster``; these names keep the callers that still read it from
+# here (the API, ``dispatcher roster``) working until they import it from there.
+load_roster = _roster.load_roster
+roster_version = _roster.roster_version
+store_roster = _roster.store_roster
 
 DEFAULT_DELIVERY_DEADLINE = timedelta(minutes=2)
+# The ``case_events.action`` the lifecycle records for every page sent (numbering the pages).
+PAGED = "paged"
 
 CASE_COLUMNS = (
     "case_id, citizen_id, state, severity, tier, team_id, staff_id, level, chain, ack_minutes,"
@@ -36,7 +52,7 @@ def _target(d: dict[str, Any]) -> Target:
     return Target(d["team_id"], d["tier"], d.get("staff_id"), d["competence"])
 
 
-def case_from_row(row: asyncpg.Record) -> Case:
+def case_from_row(row: Record) -> Case:
     return Case(
         case_id=row["case_id"],
         citizen_id=row["citizen_id"],
@@ -82,16 +98,38 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     }
 
 
-async def open_case_for_update(conn: asyncpg.Connection, citizen_id: str) -> Case | None:
+async def open_case_for_update(conn: Connection, citizen_id: str) -> Case | None:
+    """The citizen's unresolved case (at most one), locked for this transaction."""
     row = await conn.fetchrow(
-        f"SELECT {CASE_COLUMNS} FROM cases WHERE citizen_id = $1 AND state <> 'resolved' "  # noqa: S608 - constant column list
+        f"SELECT {CASE_COLUMNS} FROM cases WHERE citizen_id = $1 AND state <> $2 "  # noqa: S608 - constant column list
         "FOR UPDATE",
         citizen_id,
+        CaseState.RESOLVED.value,
     )
     return case_from_row(row) if row else None
 
 
-async def case_for_update(conn: asyncpg.Connection, case_id: UUID) -> Case | None:
+async def overdue_cases_for_update(conn: Connection, now: datetime, limit: int) -> list[Case]:
+    """Up to ``limit`` cases awaiting acknowledgement past their deadline, oldest first, locked;
+    cases another worker holds are skipped (``SKIP LOCKED``), so each is handled once."""
+    rows = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases "  # noqa: S608 - constant column list
+        "WHERE state = ANY($3::text[]) AND ack_deadline <= $1 "
+        "ORDER BY ack_deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+        sorted(s.value for s in AWAITING_ACK),
+    )
+    return [case_from_row(r) for r in rows]
+
+
+async def case_state_for_update(conn: Connection, case_id: UUID) -> CaseState | None:
+    """The case's state, its row locked (``None``: no such case)."""
+    state = await conn.fetchval("SELECT state FROM cases WHERE case_id = $1 FOR UPDATE", case_id)
+    return None if state is None else CaseState(state)
+
+
+async def case_for_update(conn: Connection, case_id: UUID) -> Case | None:
     row = await conn.fetchrow(
         f"SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE",  # noqa: S608 - constant columns
         case_id,
@@ -99,13 +137,13 @@ async def case_for_update(conn: asyncpg.Connection, case_id: UUID) -> Case | Non
     return case_from_row(row) if row else None
 
 
-async def get_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: UUID) -> Case | None:
+async def get_case(conn: Executor, case_id: UUID) -> Case | None:
     query = f"SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"  # noqa: S608 - constant columns
     row = await conn.fetchrow(query, case_id)
     return case_from_row(row) if row else None
 
 
-async def save_case(conn: asyncpg.Connection, case: Case) -> None:
+async def save_case(conn: Connection, case: Case) -> None:
     await conn.execute(
         f"""INSERT INTO cases ({CASE_COLUMNS})
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15,
@@ -142,7 +180,7 @@ async def save_case(conn: asyncpg.Connection, case: Case) -> None:
 
 
 async def append_events(
-    conn: asyncpg.Connection, case_id: UUID, events: Sequence[CaseEvent], at: datetime
+    conn: Connection, case_id: UUID, events: Sequence[CaseEvent], at: datetime
 ) -> None:
     if events:
         await conn.executemany(
@@ -152,16 +190,52 @@ async def append_events(
         )
 
 
-async def next_page_seq(conn: asyncpg.Connection, case_id: UUID) -> int:
+async def next_page_seq(conn: Connection, case_id: UUID) -> int:
+    """The sequence number the case's next page gets (1 for its first)."""
     n = await conn.fetchval(
-        "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = 'paged'", case_id
+        "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = $2", case_id, PAGED
     )
     return int(n or 0) + 1
 
 
-async def active_silences(
-    conn: asyncpg.Connection, citizen_id: str, now: datetime
-) -> list[Silence]:
+async def escalation_seen(conn: Connection, escalation_id: UUID) -> bool:
+    """Whether the case manager has taken this escalation already (a redelivered message)."""
+    seen = await conn.fetchval(
+        "SELECT 1 FROM case_escalations WHERE escalation_id = $1", escalation_id
+    )
+    return bool(seen)
+
+
+async def record_escalation(  # noqa: PLR0917 - the row's columns, in table order
+    conn: Connection,
+    escalation_id: UUID,
+    case_id: UUID | None,
+    citizen_id: str,
+    action: str,
+    silence_id: UUID | None,
+) -> None:
+    """Remember what became of an escalation (``escalation_seen`` reads it back)."""
+    await conn.execute(
+        "INSERT INTO case_escalations (escalation_id, case_id, citizen_id, action, "
+        "silence_id) VALUES ($1, $2, $3, $4, $5)",
+        escalation_id,
+        case_id,
+        citizen_id,
+        action,
+        silence_id,
+    )
+
+
+async def citizen_context(conn: Connection, citizen_id: str) -> dict[str, Any]:
+    """The citizen's stored context document as plain JSON (``{}`` when none): routing reads
+    municipality and district from it. The ingest writes it; cases only read it."""
+    raw = await conn.fetchval(
+        "SELECT context FROM citizen_context WHERE citizen_id = $1", citizen_id
+    )
+    return json.loads(raw) if raw else {}
+
+
+async def active_silences(conn: Connection, citizen_id: str, now: datetime) -> list[Silence]:
     rows = await conn.fetch(
         "SELECT silence_id, citizen_id, rule_id, starts_at, ends_at, author, reason, "
         "include_critical FROM silences WHERE citizen_id = $1 AND expired_at IS NULL "
@@ -172,51 +246,37 @@ async def active_silences(
     return [Silence(**dict(r)) for r in rows]
 
 
-async def staff_load(conn: asyncpg.Connection) -> dict[str, int]:
+async def staff_load(conn: Connection) -> dict[str, int]:
+    """Unresolved cases per staff member (the router spreads load by it)."""
     rows = await conn.fetch(
-        "SELECT staff_id, count(*) AS n FROM cases WHERE state <> 'resolved' "
-        "AND staff_id IS NOT NULL GROUP BY staff_id"
+        "SELECT staff_id, count(*) AS n FROM cases WHERE state <> $1 "
+        "AND staff_id IS NOT NULL GROUP BY staff_id",
+        CaseState.RESOLVED.value,
     )
     return {r["staff_id"]: int(r["n"]) for r in rows}
 
 
-async def load_roster(conn: asyncpg.Connection | asyncpg.Pool) -> Roster | None:
-    doctor_team = await conn.fetchval("SELECT doctor_team FROM roster_meta")
-    if doctor_team is None:
-        return None
-    teams = await conn.fetch("SELECT doc FROM roster_teams ORDER BY team_id")
-    staff = await conn.fetch("SELECT doc FROM roster_staff ORDER BY staff_id")
-    return Roster.model_validate(
-        {
-            "doctor_team": doctor_team,
-            "teams": [json.loads(r["doc"]) for r in teams],
-            "staff": [json.loads(r["doc"]) for r in staff],
-        }
+async def open_case_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """Unresolved cases per (severity, team)."""
+    rows = await conn.fetch(
+        "SELECT severity, team_id, count(*) AS n FROM cases WHERE state <> $1 "
+        "GROUP BY severity, team_id",
+        CaseState.RESOLVED.value,
     )
+    return {(r["severity"], r["team_id"]): int(r["n"]) for r in rows}
 
 
-async def roster_version(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM roster_meta"))
-
-
-async def store_roster(conn: asyncpg.Connection, roster: Roster) -> None:
-    """Replace the roster with ``roster`` (one transaction; the caller opens it)."""
-    await conn.execute("DELETE FROM roster_staff")
-    await conn.execute("DELETE FROM roster_teams")
-    await conn.execute(
-        """INSERT INTO roster_meta (singleton, doctor_team) VALUES (true, $1)
-           ON CONFLICT (singleton) DO UPDATE SET doctor_team = EXCLUDED.doctor_team,
-             version = roster_meta.version + 1, updated_at = now()""",
-        roster.doctor_team,
+async def claim_ack_times(conn: Connection, limit: int = 1000) -> list[tuple[str, float]]:
+    """(severity, seconds from open to acknowledgement) of acknowledgements not yet observed,
+    each marked observed (``ack_observed_at``) so exactly one worker ever reports it."""
+    rows = await conn.fetch(
+        "UPDATE cases SET ack_observed_at = now() WHERE case_id IN ("
+        " SELECT case_id FROM cases WHERE acknowledged_at IS NOT NULL"
+        " AND ack_observed_at IS NULL LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING severity, extract(epoch FROM acknowledged_at - opened_at) AS s",
+        limit,
     )
-    await conn.executemany(
-        "INSERT INTO roster_teams (team_id, tier, doc) VALUES ($1, $2, $3::jsonb)",
-        [(t.team_id, t.tier, t.model_dump_json()) for t in roster.teams],
-    )
-    await conn.executemany(
-        "INSERT INTO roster_staff (staff_id, team_id, doc) VALUES ($1, $2, $3::jsonb)",
-        [(s.staff_id, s.team_id, s.model_dump_json()) for s in roster.staff],
-    )
+    return [(r["severity"], max(0.0, float(r["s"]))) for r in rows]
 
 
 def page_payload(case: Case, page: Page, escalation: dict[str, Any] | None) -> dict[str, Any]:
@@ -241,7 +301,7 @@ def page_payload(case: Case, page: Page, escalation: dict[str, Any] | None) -> d
 
 
 async def emit_page(  # noqa: PLR0917 - the page's parts, in the order a reader expects
-    conn: asyncpg.Connection,
+    conn: Connection,
     roster: Roster | None,
     case: Case,
     page: Page,
@@ -265,24 +325,15 @@ async def emit_page(  # noqa: PLR0917 - the page's parts, in the order a reader 
             payload,
         )
     if team is not None and team.channels.webhook is not None:
-        key = str(page_id_for(case.case_id, page.page_seq))
-        await conn.execute(
-            """INSERT INTO deliveries (delivery_id, case_id, page_seq, team_id, channel, url,
-                   idempotency_key, payload, state, next_attempt_at, deadline_at)
-               VALUES ($1, $2, $3, $4, 'webhook', $5, $6, $7, 'pending', $8, $9)
-               ON CONFLICT (idempotency_key) DO NOTHING""",
+        await deliveries.enqueue_webhook(
+            conn,
             page_id_for(case.case_id, page.page_seq),
             case.case_id,
             page.page_seq,
             team.team_id,
             team.channels.webhook.url,
-            key,
             payload,
             now,
             now + delivery_deadline,
         )
     return payload
-
-
-def staff_of(roster: Roster, staff_id: str) -> StaffMember | None:
-    return next((s for s in roster.staff if s.staff_id == staff_id), None)
