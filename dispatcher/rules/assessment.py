@@ -9,7 +9,7 @@ Every rule that fires adds a ``Reason`` naming the rule id, its version and the 
 severity is the highest any rule asked for; the response deadline comes from the rule set's
 ``ack_minutes``. Severity ladder (ours, mapped from NEWS2 chart 4 clinical response, RCP 2017):
 
-* ``critical`` - emergency response (NEWS2 >= 7, or unresponsive).
+* ``critical`` - emergency response (NEWS2 >= 7, or new V, P or U on ACVPU).
 * ``high``     - urgent response (NEWS2 5-6, a single parameter scoring 3, a fall alarm,
   a sustained sensor breach).
 * ``medium``   - prompt nurse assessment (the nurse is worried - TOBS practice: worry escalates

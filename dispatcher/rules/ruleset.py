@@ -123,6 +123,12 @@ class _Rule(_Strict):
     version: int = Field(ge=1)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool = True
+    source: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=400,
+        description="Citation of the clinical source of the rule's thresholds (e.g. RCP 2017).",
+    )
 
 
 class PlausibilityRule(_Rule):

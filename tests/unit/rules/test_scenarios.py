@@ -1,0 +1,185 @@
+"""Scenario suite (issue 12): clinical situations -> the decision we expect.
+
+Every row is a short sequence of events for one citizen, in arrival order. It runs through the
+pure streaming planner (``dispatcher.ingest.planner.plan_batch``, from raw bytes like the
+worker) AND through the CLI (``dispatcher rules test --json``), and the test asserts that
+
+* both paths give identical assessments for every event of the row, and
+* the LAST event's decision is the one expected: severity, the route's tier (``None`` when it
+  does not escalate) and the exact set of rule ids that fired (plus, optionally, rule ids that
+  matched but were suppressed, and words the notes must contain).
+
+To add a situation, append a ``Scenario(...)`` row to ``SCENARIOS`` (several engineers add
+rows: append only, never reorder or rewrite existing rows).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rules_factories import NOW, discharge, observation
+
+from dispatcher.cli.rules import run_rules_test
+from dispatcher.contract.events import InputEvent
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.ingest.planner import Incoming, decode_batch, plan_batch
+from dispatcher.rules.first_route import first_route
+from dispatcher.rules.ruleset import default_ruleset, parse_ruleset
+
+H = timedelta(hours=1)
+MIN = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A clinical situation and the decision expected for its last event."""
+
+    name: str
+    events: tuple[InputEvent | dict[str, Any], ...]  # a dict is sent as raw JSON (device input)
+    severity: str
+    tier: str | None
+    rules: frozenset[str]
+    suppressed: frozenset[str] = frozenset()
+    notes_contain: tuple[str, ...] = ()
+    rules_yaml: str | None = None  # a rule set other than the packaged default
+    extra: dict[str, Any] = field(default_factory=dict)  # exact values in the last assessment
+
+
+def _raw(ev: InputEvent | dict[str, Any]) -> bytes:
+    if isinstance(ev, dict):
+        return json.dumps(ev).encode()
+    return ev.model_dump_json().encode()
+
+
+def _topic(ev: InputEvent | dict[str, Any]) -> str:
+    obj = ev if isinstance(ev, dict) else json.loads(_raw(ev))
+    if "discharged_at" in obj:
+        return DISCHARGES
+    if "device_id" in obj or "kind" in obj:
+        return SENSOR_READINGS
+    return NURSE_OBSERVATIONS
+
+
+def raw_observation(**over: Any) -> dict[str, Any]:
+    """A nurse observation as JSON a device or app would send (values unvalidated)."""
+    base = json.loads(observation().model_dump_json(exclude_defaults=True))
+    base.update(over)
+    return base
+
+
+SCENARIOS: list[Scenario] = [
+    # --- issue 12 item 9: consciousness ----------------------------------------------------
+    Scenario(
+        name="new responds-to-voice, all else normal: emergency, on-call doctor",
+        events=(observation(consciousness="V"),),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"consciousness.reduced", "news2.red_score"}),
+    ),
+    Scenario(
+        name="new responds-only-to-pain, all else normal: emergency, on-call doctor",
+        events=(observation(consciousness="P"),),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"consciousness.reduced", "news2.red_score"}),
+    ),
+    Scenario(
+        name="unresponsive: emergency, on-call doctor",
+        events=(observation(consciousness="U"),),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"consciousness.reduced", "news2.red_score"}),
+    ),
+    Scenario(
+        name="new confusion, all else normal: urgent, acute-team nurse",
+        events=(observation(consciousness="C"),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"consciousness.new_confusion", "news2.red_score"}),
+    ),
+    Scenario(
+        name="palliative citizen responds only to pain: palliative pathway, never 112",
+        events=(
+            discharge(flags=["palliative"]),
+            observation(consciousness="P"),
+        ),
+        severity="critical",
+        tier="palliative",
+        rules=frozenset({"consciousness.reduced", "news2.red_score", "post_discharge.news2"}),
+        notes_contain=("112",),
+    ),
+    Scenario(
+        name="alert, all vitals normal: no escalation",
+        events=(observation(at=NOW - 10 * MIN),),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+    ),
+]
+
+
+def _plan(s: Scenario) -> list[dict[str, Any]]:
+    rs = parse_ruleset(s.rules_yaml) if s.rules_yaml else default_ruleset()
+    messages = [
+        Incoming(_topic(ev), 0, offset, b"k", _raw(ev)) for offset, ev in enumerate(s.events)
+    ]
+    accepted, dead = decode_batch(messages, NOW)
+    assert not dead, [d.errors for d in dead]
+    plan = plan_batch(accepted, dead, set(), {}, NOW, ruleset=rs)
+    assert len(plan.audits) == len(s.events)
+    out = [audit.assessment.model_dump(mode="json") for audit in plan.audits]
+    last = plan.audits[-1].assessment
+    out[-1]["_tier"] = (
+        first_route(last, plan.contexts[last.citizen_id]).tier if last.escalate else None
+    )
+    return out
+
+
+def _cli(s: Scenario, tmp_path: Path) -> list[dict[str, Any]]:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(_raw(ev).decode() for ev in s.events) + "\n")
+    rules = None
+    if s.rules_yaml:
+        rules_path = tmp_path / "rules.yaml"
+        rules_path.write_text(s.rules_yaml)
+        rules = str(rules_path)
+    out = io.StringIO()
+    rc = run_rules_test(out, event=str(events), context=None, rules=rules, now=NOW, as_json=True)
+    docs = json.loads(out.getvalue())
+    assert rc == 0, docs
+    result = [d["assessment"] for d in docs]
+    route = docs[-1]["route"]
+    result[-1]["_tier"] = route["tier"] if route else None
+    return result
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario(scenario: Scenario, tmp_path: Path) -> None:
+    """The streaming planner and `rules test` agree on every event, and the last event's
+    decision is the expected one."""
+    streamed = _plan(scenario)
+    cli = _cli(scenario, tmp_path)
+    assert streamed == cli
+    last = streamed[-1]
+    assert last["severity"] == scenario.severity
+    assert last["_tier"] == scenario.tier
+    assert last["escalate"] == (scenario.tier is not None)
+    assert {r["rule_id"] for r in last["reasons"]} == scenario.rules
+    assert {r["rule_id"] for r in last["suppressed"]} == scenario.suppressed
+    notes = " ".join(last["notes"])
+    for words in scenario.notes_contain:
+        assert words in notes, notes
+    for key, value in scenario.extra.items():
+        assert last[key] == value, key
+
+
+def test_scenario_names_are_unique() -> None:
+    """Each row names a distinct situation (the name is the test id)."""
+    names = [s.name for s in SCENARIOS]
+    assert len(names) == len(set(names))
