@@ -89,6 +89,34 @@ class TestGrouping:
         )
         assert (d.action, d.page) == ("inhibited", None)
 
+    def test_doctor_routed_escalation_on_a_doctor_case_attaches(self) -> None:
+        """Inhibition holds back only lower-tier pages: a doctor-routed one simply attaches."""
+        doctor_case = opened("critical")
+        d = on_escalation(
+            escalation("high", "news2.high", tier="doctor"),
+            doctor_case,
+            [],
+            route_for,
+            now=NOW,
+            page_seq=2,
+        )
+        assert (d.action, d.page) == ("attached", None)
+
+    def test_attached_escalation_adds_its_rules_to_the_case(self) -> None:
+        """Joining a case merges the escalation's rules into the case's, sorted and once each."""
+        case = opened()  # rules: news2.medium
+        d = on_escalation(escalation("medium", "a.first"), case, [], route_for, now=NOW, page_seq=2)
+        assert d.case is not None
+        assert d.case.detail["rules"] == ["a.first", "news2.medium"]
+        assert d.case.severity == "high"  # a lower severity changes nothing else
+
+    def test_response_time_is_at_least_one_minute(self) -> None:
+        """An escalation whose deadline is its creation time still gets one minute to ack."""
+        esc = escalation().model_copy(update={"ack_deadline": NOW})
+        d = on_escalation(esc, None, [], route_for, now=NOW, page_seq=1)
+        assert d.case is not None
+        assert (d.case.ack_minutes, d.case.ack_deadline) == (1, NOW + timedelta(minutes=1))
+
 
 class TestSilences:
     def silence(self, **over: object) -> Silence:
@@ -140,6 +168,15 @@ class TestSilences:
             ).action
             == "silenced"
         )
+
+    def test_silence_holds_back_the_page_of_a_severity_raise(self) -> None:
+        """A raise under a matching silence updates the case's severity but pages nobody."""
+        s = self.silence()
+        d = on_escalation(escalation("high"), opened("medium"), [s], route_for, now=NOW, page_seq=2)
+        assert (d.action, d.page, d.silence_id) == ("raised", None, s.silence_id)
+        assert d.case is not None
+        assert d.case.severity == "high"
+        assert [e.action for e in d.events] == ["severity_raised", "silenced"]
 
 
 class TestDeadlines:

@@ -109,6 +109,44 @@ class TestRoute:
         assert any("n-copd" in step for step in decision.steps)
         assert decision.steps[-1].startswith("chain ends at the fixed on-call doctor")
 
+    def test_critical_chain_is_the_doctor_alone(self) -> None:
+        """A critical case has the on-call doctor as its only rung, no nurse before it."""
+        decision = route(req(severity="critical"), parse_roster(ROSTER), DAY)
+        assert [(t.team_id, t.staff_id) for t in decision.chain] == [("doc", "d-1")]
+        assert decision.steps[0] == "severity critical: the fixed on-call doctor first"
+
+    def test_palliative_citizen_no_palliative_team_covers_gets_acute_nurses(self) -> None:
+        """With no palliative team for the citizen's area, the area's acute nurses are paged."""
+        decision = route(
+            req(palliative=True, district=None, municipality="Gentofte"), parse_roster(ROSTER), DAY
+        )
+        assert [(t.team_id, t.staff_id) for t in decision.chain] == [
+            ("south", "s-day"),
+            ("doc", "d-1"),
+        ]
+        assert "no palliative team covers the citizen: acute nurses instead" in decision.steps
+
+    def test_uncovered_citizen_goes_to_the_doctor(self) -> None:
+        """When no team covers the citizen's area the chain is only the on-call doctor."""
+        decision = route(
+            req(district="Elsewhere", municipality="Nowhere"), parse_roster(ROSTER), DAY
+        )
+        assert [t.team_id for t in decision.chain] == ["doc"]
+        assert (
+            "no nurse team covers district 'Elsewhere' / municipality 'Nowhere'" in decision.steps
+        )
+
+    def test_nobody_on_shift_pages_the_team_channel(self) -> None:
+        """With nobody of the covering teams on shift, the first team is paged as a team."""
+        decision = route(req(district=None, municipality="Gentofte"), parse_roster(ROSTER), NIGHT)
+        assert (decision.first.team_id, decision.first.staff_id) == ("south", None)
+        assert "south: paging the team channel, nobody individually" in decision.steps
+
+    def test_nurse_rungs_are_capped(self) -> None:
+        """``max_nurse_rungs`` bounds the nurses before the doctor, so the doctor comes sooner."""
+        decision = route(req(), parse_roster(ROSTER), DAY, max_nurse_rungs=1)
+        assert [t.team_id for t in decision.chain] == ["north", "doc"]
+
 
 class TestShift:
     def test_overnight_shift_belongs_to_its_start_day(self) -> None:
