@@ -98,6 +98,7 @@ class CaseManager:
         self._delivery_deadline = delivery_deadline
 
     async def roster(self, conn: db.Connection) -> Roster | None:
+        """The roster, read again once the cached one is older than ``roster_ttl_s``."""
         if self._roster is None or time.monotonic() - self._roster_loaded > self._roster_ttl:
             self._roster = await store.load_roster(conn)
             self._roster_loaded = time.monotonic()
@@ -107,9 +108,6 @@ class CaseManager:
     def current_roster(self) -> Roster | None:
         """The roster as last loaded (refreshed every ``roster_ttl_s`` by the case work)."""
         return self._roster
-
-    def invalidate_roster(self) -> None:
-        self._roster = None
 
     async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
         return await self._retry.run(work, _log_case_retry)
