@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -16,6 +17,7 @@ from dispatcher.config import Settings
 from dispatcher.observability.logging import configure_logging
 
 REPO_SCHEMAS = Path("schemas")
+SUPERVISE_EVERY_S = 0.5
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -43,25 +45,36 @@ def _print_banner(stack: object, settings: Settings) -> None:
 
 
 def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
-    from dispatcher.devstack.stack import Stack
+    """Start the stack, then supervise it until Ctrl-C, SIGTERM or ``--duration``.
+
+    A port that is taken, or a child that cannot become healthy, ends ``up`` at once with one
+    line on stderr and exit code 2 (configuration) or 1 (failure), never "up" and exit 0. Once
+    up, a child that dies is reported and restarted with backoff (``devstack/supervisor.py``)."""
+    from dispatcher.devstack.stack import Stack, seed_roster_text
+    from dispatcher.devstack.supervisor import Supervisor
+    from dispatcher.errors import ConfigError
 
     settings = Settings.from_env()
     stop = threading.Event()
     _install_stop_handlers(stop)
-    from dispatcher.devstack.stack import seed_roster_text
-
-    roster_text = (
-        Path(args.roster).read_text(encoding="utf-8") if args.roster else (seed_roster_text())
+    roster_text = Path(args.roster).read_text(encoding="utf-8") if args.roster else None
+    stack = Stack.start_infra(
+        settings, Path(settings.data_dir).resolve(), roster_text or seed_roster_text()
     )
-    stack = Stack.start_infra(settings, Path(settings.data_dir).resolve(), roster_text)
     threads: list[threading.Thread] = []
     try:
-        base_port = settings.web_port
-        for i in range(args.workers):
-            stack.start_worker(web_port=base_port + i)
-        for w in stack.workers:
-            stack.wait_healthy(w)
-        api = stack.start_api(settings.api_port)
+        try:
+            for i in range(args.workers):
+                stack.start_worker(web_port=settings.web_port + i)
+            for w in stack.workers:
+                stack.wait_healthy(w)
+            api = stack.start_api(settings.api_port)
+        except ConfigError as exc:
+            print(f"dispatcher up: {exc}", file=sys.stderr, flush=True)
+            return 2
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"dispatcher up: {exc}", file=sys.stderr, flush=True)
+            return 1
         _print_banner(stack, settings)
         print(
             f"  HTTP API        : http://127.0.0.1:{api.web_port}/api/openapi.json "
@@ -69,36 +82,16 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
             flush=True,
         )
         if demo:
-            from dispatcher.devstack import demo as demo_mod
-
-            print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n", flush=True)
-            threads = [
-                threading.Thread(
-                    target=demo_mod.run_traffic,
-                    args=(stack.bootstrap, args.rate, stop),
-                    daemon=True,
-                ),
-                threading.Thread(
-                    target=demo_mod.tail,
-                    args=(stack.bootstrap, stop, settings.partitions),
-                    daemon=True,
-                ),
-            ]
-            for t in threads:
-                t.start()
-        from dispatcher.devstack.demo import sleep_until
-
-        while not stop.is_set():
-            sleep_until(stop, args.duration)
-            if args.duration is not None:
-                break
-            for w in [*stack.workers, *stack.apis]:
-                if not w.alive():
-                    print(
-                        f"{w.name} exited ({w.process.returncode}); see {w.log_path}",
-                        file=sys.stderr,
-                    )
-                    return 1
+            threads = _start_demo_threads(stack, args, stop, settings.partitions)
+        supervisor = Supervisor(
+            children=lambda: [*stack.workers, *stack.apis],
+            restart=stack.restart,
+            say=lambda line: print(f"supervisor: {line}", file=sys.stderr, flush=True),
+        )
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            supervisor.check()
+            stop.wait(SUPERVISE_EVERY_S)
     finally:
         stop.set()
         for t in threads:
@@ -107,6 +100,28 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
         stack.stop()
         print("stopped.", flush=True)
     return 0
+
+
+def _start_demo_threads(
+    stack: object, args: argparse.Namespace, stop: threading.Event, partitions: int
+) -> list[threading.Thread]:
+    """The demo's traffic generator and its escalation/page tail, as daemon threads."""
+    from dispatcher.devstack import demo as demo_mod
+    from dispatcher.devstack.stack import Stack
+
+    assert isinstance(stack, Stack)
+    print(f"demo traffic: {args.rate}/s; escalations and dead letters follow\n", flush=True)
+    threads = [
+        threading.Thread(
+            target=demo_mod.run_traffic, args=(stack.bootstrap, args.rate, stop), daemon=True
+        ),
+        threading.Thread(
+            target=demo_mod.tail, args=(stack.bootstrap, stop, partitions), daemon=True
+        ),
+    ]
+    for t in threads:
+        t.start()
+    return threads
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

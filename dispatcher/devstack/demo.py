@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -212,13 +211,3 @@ def tail(bootstrap: str, stop: threading.Event, partitions: int) -> None:
                         )
     finally:
         consumer.close()
-
-
-def sleep_until(stop: threading.Event, seconds: float | None) -> None:
-    if seconds is None:
-        while not stop.is_set():
-            stop.wait(1.0)
-    else:
-        deadline = time.monotonic() + seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            stop.wait(min(1.0, deadline - time.monotonic()))

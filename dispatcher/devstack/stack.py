@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from dispatcher.config import Settings
 from dispatcher.devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from dispatcher.devstack.supervisor import ensure_port_free
 from dispatcher.ops.topics import ensure_topics
 from dispatcher.store import db
 from dispatcher.store.migrate import migrate
@@ -85,6 +86,8 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    args: tuple[str, ...] = ()
+    port_env: str = "DISPATCHER_WEB_PORT"
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -161,7 +164,11 @@ class Stack:
         return self.settings.dsn()
 
     def _spawn(self, name: str, port: int, args: list[str], port_env: str) -> WorkerProcess:
-        """``python -m dispatcher ARGS`` as a child with our settings, logging to NAME.log."""
+        """``python -m dispatcher ARGS`` as a child with our settings, logging to NAME.log.
+
+        A port that another process holds is refused here, with the setting to change, instead
+        of a child that dies on bind while ``up`` reports success."""
+        ensure_port_free(port, port_env)
         env = {**os.environ, **self.settings.to_env(), port_env: str(port)}
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("ab")
@@ -171,7 +178,16 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        return WorkerProcess(name, port, proc, log_path, log)
+        return WorkerProcess(name, port, proc, log_path, log, tuple(args), port_env)
+
+    def restart(self, child: WorkerProcess) -> WorkerProcess:
+        """Start a replacement for a dead ``child`` (same name, port and command) in its place."""
+        child.stop()
+        replacement = self._spawn(child.name, child.web_port, list(child.args), child.port_env)
+        for group in (self.workers, self.apis):
+            if child in group:
+                group[group.index(child)] = replacement
+        return replacement
 
     def start_worker(self, name: str | None = None, web_port: int | None = None) -> WorkerProcess:
         name = name or f"worker-{len(self.workers) + 1}"
