@@ -19,7 +19,7 @@ from dispatcher.api.context import POOL
 from dispatcher.api.errors import ApiError, Handler
 from dispatcher.contract.vocab import Role
 from dispatcher.store import tokens as token_store
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Executor
 
 # Reachable without a token (the API's own description).
 PUBLIC_PATHS = frozenset({"/api/openapi.json"})
@@ -50,7 +50,7 @@ def token_hash(token: str) -> str:
 
 
 async def create(
-    db: Connection | Pool,
+    db: Executor,
     actor: str,
     team_id: str | None = None,
     admin: bool = False,
@@ -70,12 +70,12 @@ async def create(
     return token
 
 
-async def revoke(db: Connection | Pool, actor: str) -> int:
+async def revoke(db: Executor, actor: str) -> int:
     """Revoke every live token of ``actor``; return how many were revoked."""
     return await token_store.revoke_tokens(db, actor)
 
 
-async def lookup(db: Connection | Pool, token: str) -> Principal | None:
+async def lookup(db: Executor, token: str) -> Principal | None:
     """The principal of a live token, or None for an unknown or revoked one."""
     if not token:
         return None

@@ -40,6 +40,7 @@ from dispatcher.cases.lifecycle import (
 from dispatcher.contract.vocab import CaseState
 from dispatcher.store import case_deliveries, case_views
 from dispatcher.store import cases as store
+from dispatcher.store.db import transaction
 
 log = structlog.get_logger(__name__)
 
@@ -210,7 +211,7 @@ async def _apply_transition(
     principal = principal_of(request)
     case_id = _case_id(request)
     now = request.app[CLOCK]()
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with transaction(request.app[POOL]) as conn:
         case = await store.case_for_update(conn, case_id)
         if case is None:
             raise ApiError(404, "no such case", "case_id")

@@ -22,7 +22,8 @@ from dispatcher.api.context import POOL, ROSTER_HOOK
 from dispatcher.api.errors import ApiError, validation_error
 from dispatcher.api.responses import iso, json_response
 from dispatcher.routing.roster import Roster
-from dispatcher.store import cases as store
+from dispatcher.store import roster as roster_store
+from dispatcher.store.db import transaction
 from dispatcher.store.roster_meta import roster_stamp
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,7 @@ async def get_roster(request: web.Request) -> web.Response:
     """``GET /api/roster``: members get webhook secrets redacted; admins see them to edit."""
     principal = principal_of(request)
     async with request.app[POOL].acquire() as conn:
-        roster = await store.load_roster(conn)
+        roster = await roster_store.load_roster(conn)
         stamp = await roster_stamp(conn)
     if roster is None or stamp is None:
         raise ApiError(404, "no roster loaded")
@@ -83,8 +84,8 @@ async def put_roster(request: web.Request) -> web.Response:
     if not text.strip():
         raise ApiError(400, "a roster body (JSON or YAML) is required", "$")
     roster = parse_roster_body(text, request.content_type)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        await store.store_roster(conn, roster)
+    async with transaction(request.app[POOL]) as conn:
+        await roster_store.store_roster(conn, roster)
         stamp = await roster_stamp(conn)
     assert stamp is not None  # store_roster just wrote the roster_meta row
     log.info(

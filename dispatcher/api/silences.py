@@ -24,7 +24,7 @@ from dispatcher.api.models import MAX_SILENCE_MINUTES, SilenceBody
 from dispatcher.api.responses import iso, json_response
 from dispatcher.store import case_views
 from dispatcher.store import silences as silence_store
-from dispatcher.store.db import Connection
+from dispatcher.store.db import Connection, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +107,7 @@ async def create_silence(request: web.Request) -> web.Response:
     body = await parse_body(request, SilenceBody)
     starts, ends = silence_window(body, now)
     silence_id = uuid4()
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with transaction(request.app[POOL]) as conn:
         await _authorize_citizen(conn, principal, body.citizen_id, "silence")
         silence = await silence_store.insert_silence(
             conn,
@@ -143,7 +143,7 @@ async def expire_silence(request: web.Request) -> web.Response:
         silence_id = UUID(request.match_info["silence_id"])
     except ValueError as exc:
         raise ApiError(400, "not a UUID", "silence_id") from exc
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with transaction(request.app[POOL]) as conn:
         silence = await silence_store.silence_for_update(conn, silence_id)
         if silence is None:
             raise ApiError(404, "no such silence", "silence_id")

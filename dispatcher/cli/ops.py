@@ -30,8 +30,8 @@ from dispatcher.api.server import build_api
 from dispatcher.config import Settings
 from dispatcher.observability.logging import configure_logging
 from dispatcher.routing.roster import Roster, RosterError, parse_roster
-from dispatcher.store import cases as store
-from dispatcher.store.db import connection
+from dispatcher.store import roster as roster_store
+from dispatcher.store.db import connection, transaction
 
 log = structlog.get_logger(__name__)
 
@@ -156,9 +156,9 @@ def cmd_roster(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with connection(dsn) as conn:
             if roster is not None:
-                async with conn.transaction():
-                    await store.store_roster(conn, roster)
-                version = await store.roster_version(conn)
+                async with transaction(conn) as tx:
+                    await roster_store.store_roster(tx, roster)
+                version = await roster_store.roster_version(conn)
                 log.info(
                     "roster_replaced",
                     actor=_cli_actor(),
@@ -171,7 +171,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
                     f"{len(roster.staff)} staff"
                 )
                 return 0
-            current = await store.load_roster(conn)
+            current = await roster_store.load_roster(conn)
             if current is None:
                 print("no roster loaded (dispatcher roster load FILE)", file=sys.stderr)
                 return 1

@@ -12,7 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 from dispatcher.contract.vocab import AttemptOutcome, Channel, DeliveryState
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Connection, Executor
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class CaseDelivery:
     attempt_log: tuple[DeliveryAttempt, ...]
 
 
-async def case_deliveries(db: Connection | Pool, case_id: UUID) -> list[CaseDelivery]:
+async def case_deliveries(db: Executor, case_id: UUID) -> list[CaseDelivery]:
     """The case's deliveries by page then creation time, each with its attempt log."""
     deliveries = await db.fetch(
         """SELECT delivery_id, page_seq, team_id, channel, state, attempts,

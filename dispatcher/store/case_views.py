@@ -16,7 +16,7 @@ from uuid import UUID
 from dispatcher.cases.lifecycle import Case
 from dispatcher.contract.vocab import CaseState
 from dispatcher.store.cases import CASE_COLUMNS, case_from_row
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Executor
 
 
 def decode_jsonb(value: Any) -> Any:
@@ -50,7 +50,7 @@ class CaseEscalation:
 
 
 async def list_cases(
-    db: Connection | Pool,
+    db: Executor,
     *,
     limit: int,
     team_id: str | None = None,
@@ -84,7 +84,7 @@ async def list_cases(
     return [case_from_row(r) for r in rows]
 
 
-async def case_history(db: Connection | Pool, case_id: UUID) -> list[CaseHistoryEntry]:
+async def case_history(db: Executor, case_id: UUID) -> list[CaseHistoryEntry]:
     """Every ``case_events`` row of the case, oldest first."""
     rows = await db.fetch(
         "SELECT id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id",
@@ -102,7 +102,7 @@ async def case_history(db: Connection | Pool, case_id: UUID) -> list[CaseHistory
     ]
 
 
-async def case_escalations(db: Connection | Pool, case_id: UUID) -> list[CaseEscalation]:
+async def case_escalations(db: Executor, case_id: UUID) -> list[CaseEscalation]:
     """The escalations the case took in, in the order received."""
     rows = await db.fetch(
         """SELECT ce.escalation_id, ce.action, ce.silence_id, ce.received_at,
@@ -129,7 +129,7 @@ async def case_escalations(db: Connection | Pool, case_id: UUID) -> list[CaseEsc
     ]
 
 
-async def citizen_has_case_on_team(db: Connection | Pool, citizen_id: str, team_id: str) -> bool:
+async def citizen_has_case_on_team(db: Executor, citizen_id: str, team_id: str) -> bool:
     """Whether any case (in any state) of the citizen is on the team."""
     found = await db.fetchval(
         "SELECT 1 FROM cases WHERE citizen_id = $1 AND team_id = $2 LIMIT 1", citizen_id, team_id

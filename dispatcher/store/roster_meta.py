@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Executor
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class RosterStamp:
     updated_at: datetime
 
 
-async def roster_stamp(db: Connection | Pool) -> RosterStamp | None:
+async def roster_stamp(db: Executor) -> RosterStamp | None:
     """The stamp of the stored roster; None before any roster was loaded."""
     row = await db.fetchrow("SELECT version, updated_at FROM roster_meta")
     if row is None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Connection, Executor
 
 COLUMNS = (
     "silence_id, citizen_id, rule_id, starts_at, ends_at, author, reason, include_critical,"
@@ -59,7 +59,7 @@ def _from_row(row: Mapping[str, Any]) -> StoredSilence:
 
 
 async def list_silences(
-    db: Connection | Pool,
+    db: Executor,
     *,
     limit: int,
     citizen_id: str | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dispatcher.contract.vocab import Role
-from dispatcher.store.db import Connection, Pool
+from dispatcher.store.db import Executor
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class TokenHolder:
 
 
 async def insert_token(
-    db: Connection | Pool, token_sha256: str, actor: str, team_id: str | None, role: Role
+    db: Executor, token_sha256: str, actor: str, team_id: str | None, role: Role
 ) -> None:
     """Store the hash of a new token for ``actor``."""
     await db.execute(
@@ -35,7 +35,7 @@ async def insert_token(
     )
 
 
-async def revoke_tokens(db: Connection | Pool, actor: str) -> int:
+async def revoke_tokens(db: Executor, actor: str) -> int:
     """Revoke every live token of ``actor``; return how many were revoked."""
     rows = await db.fetch(
         "UPDATE api_tokens SET revoked_at = now() WHERE actor = $1 AND revoked_at IS NULL "
@@ -45,7 +45,7 @@ async def revoke_tokens(db: Connection | Pool, actor: str) -> int:
     return len(rows)
 
 
-async def live_token_holder(db: Connection | Pool, token_sha256: str) -> TokenHolder | None:
+async def live_token_holder(db: Executor, token_sha256: str) -> TokenHolder | None:
     """The holder of the live token with this hash, or None for an unknown or revoked one."""
     row = await db.fetchrow(
         "SELECT actor, team_id, role FROM api_tokens "
