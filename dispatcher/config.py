@@ -69,6 +69,15 @@ class Settings(BaseModel):
         default=16, ge=1, description="Concurrent webhook POSTs per worker."
     )
     delivery_batch: int = Field(default=50, ge=1, description="Due deliveries leased per poll.")
+    health_probe_s: float = Field(
+        default=2.0, gt=0, description="How often /healthz's database and broker probes run."
+    )
+    health_stale_after_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="/healthz turns 503 when the database or the broker has not answered a "
+        "probe for this long (a frozen PostgreSQL must not look healthy).",
+    )
     # --- demo traffic (dispatcher-traffic) --------------------------------------------------
     traffic_rate: float = Field(default=5.0, gt=0, description="Demo messages per second.")
     traffic_seed: int = Field(default=7, description="Seed of the demo traffic.")

@@ -49,3 +49,8 @@ async def transaction(db: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[as
     else:
         async with db.transaction():
             yield db
+
+
+async def ping(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """``SELECT 1`` within ``timeout_s``: raises when the database is unreachable or frozen."""
+    await pool.fetchval("SELECT 1", timeout=timeout_s)

@@ -48,9 +48,10 @@ def create_app(settings: Settings) -> faust.App:
 
 def wire(app: faust.App, runtime: Runtime) -> None:
     """Attach the two agents, the guarded timers and /healthz, /metrics to ``app``."""
+    probes = health.Probes(stale_after_s=runtime.settings.health_stale_after_s)
     agents.install(app, runtime)
-    timers.install(app, runtime)
-    health.install(app, runtime)
+    timers.install(app, runtime, probes)
+    health.install(app, runtime, probes)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers loosely
     async def _close(app: faust.App, **kwargs: object) -> None:

@@ -12,6 +12,7 @@ Kafka's lag cannot see.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -61,14 +62,21 @@ def install_lag_metrics(
     metrics: DispatcherMetrics,
     interval_s: float,
     backlog: Callable[[], Awaitable[tuple[int, datetime | None]]],
+    on_broker_answer: Callable[[], None] = lambda: None,
 ) -> None:
-    """Add a timer to ``app`` that refreshes the lag and outbox gauges every ``interval_s``."""
+    """Add a timer to ``app`` that refreshes the lag and outbox gauges every ``interval_s``.
+
+    Each offset request the broker answers in time is reported to ``on_broker_answer`` (the
+    health probe's broker side)."""
 
     async def lag_metrics() -> None:
         if app.rebalancing:
+            on_broker_answer()  # a rebalance is the broker answering; lag waits for it to end
             return
         try:
-            metrics.set_consumer_lag(await compute_lag(app.consumer))
+            lags = await asyncio.wait_for(compute_lag(app.consumer), timeout=interval_s)
+            metrics.set_consumer_lag(lags)
+            on_broker_answer()
         except Exception as exc:  # the consumer may not be started yet; try on the next tick
             log.debug("consumer_lag_unavailable", error=type(exc).__name__)
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import faust
 import structlog
 
+from dispatcher.streams.health import Probes
 from dispatcher.streams.lag import install_lag_metrics
 from dispatcher.streams.runtime import Runtime
 
@@ -34,7 +35,7 @@ def guarded(name: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaita
     return tick
 
 
-def install(app: faust.App, runtime: Runtime) -> None:
+def install(app: faust.App, runtime: Runtime, probes: Probes) -> None:
     settings, metrics = runtime.settings, runtime.metrics
 
     async def sensor_silence_scan() -> None:
@@ -68,5 +69,9 @@ def install(app: faust.App, runtime: Runtime) -> None:
         app.timer(interval=interval, name=f"dispatcher.{name}")(guarded(name, timer))
 
     install_lag_metrics(
-        app, metrics, interval_s=settings.lag_metrics_s, backlog=runtime.repo.outbox_backlog
+        app,
+        metrics,
+        interval_s=settings.lag_metrics_s,
+        backlog=runtime.repo.outbox_backlog,
+        on_broker_answer=probes.broker_ok,
     )
