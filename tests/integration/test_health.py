@@ -42,7 +42,7 @@ def probed_stack() -> Iterator[tuple[Stack, WorkerProcess]]:
 
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants."""
-    out = subprocess.run(  # noqa: S603 - fixed command
+    out = subprocess.run(
         ["/usr/bin/pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
     )
     return [pid, *(p for child in out.stdout.split() for p in process_tree(int(child)))]
