@@ -22,9 +22,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
     field_validator,
+    model_validator,
 )
 
 from dispatcher.contract.vocab import CPR_PATTERN, DeadLetterCategory, RiskBand, Severity, Tier
@@ -77,6 +81,13 @@ class _Model(BaseModel):
     """Strict base: unknown fields are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
+
+
+class FieldError(_Model):
+    """A validation failure: which field, and why."""
+
+    field: str
+    reason: str
 
 
 class EventEnvelope(_Model):
@@ -166,21 +177,58 @@ class SensorReading(EventEnvelope):
 Consciousness = Literal["A", "C", "V", "P", "U"]
 
 
+def _not_a_flag(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number (true/false is not a measurement)")
+    return value
+
+
+# A measured value as a device sends it: any finite number, decimals included (SpO2 88.5,
+# temperature 37.85). The rules round it to the chart's resolution before banding
+# (dispatcher.rules.news2.CHART_RESOLUTION); the value as measured is kept here.
+Measurement = Annotated[float, BeforeValidator(_not_a_flag), AfterValidator(_finite)]
+
+# Fields of a nurse observation that are dropped, with their reason, when their value cannot be
+# used (wrong type, not finite, not an ACVPU letter): the rest of the observation is still
+# assessed. Anything else that fails validation still refuses the whole message.
+DROPPABLE_VITALS: tuple[str, ...] = (
+    "respiration_rate",
+    "spo2",
+    "on_oxygen",
+    "systolic_bp",
+    "pulse",
+    "consciousness",
+    "temperature",
+)
+
+
 class NurseObservation(EventEnvelope):
     """Topic ``homecare.nurse-observations``: a home-care nurse's vital signs and judgement.
 
     Any vital may be missing; a missing vital is reported as missing, never scored as normal.
+    Numbers are accepted as devices send them (decimals included). A vital whose value cannot
+    be used at all (``"spo2": "high"``) is dropped and listed in ``dropped`` with the reason;
+    the other vitals are still assessed, so one bad value never dead-letters the observation.
     """
 
-    respiration_rate: int | None = Field(default=None, description="Breaths per minute.")
-    spo2: int | None = Field(default=None, description="Peripheral oxygen saturation, %.")
+    respiration_rate: Measurement | None = Field(
+        default=None, description="Breaths per minute (decimals accepted; scored rounded)."
+    )
+    spo2: Measurement | None = Field(
+        default=None,
+        description="Peripheral oxygen saturation, % (decimals accepted; scored rounded).",
+    )
     on_oxygen: bool | None = Field(default=None, description="Receiving supplemental oxygen.")
-    systolic_bp: int | None = Field(default=None, description="Systolic blood pressure, mmHg.")
-    pulse: int | None = Field(default=None, description="Heart rate, beats per minute.")
+    systolic_bp: Measurement | None = Field(
+        default=None, description="Systolic blood pressure, mmHg (decimals accepted)."
+    )
+    pulse: Measurement | None = Field(
+        default=None, description="Heart rate, beats per minute (decimals accepted)."
+    )
     consciousness: Consciousness | None = Field(
         default=None, description="ACVPU: Alert, new Confusion, Voice, Pain, Unresponsive."
     )
-    temperature: FiniteFloat | None = Field(default=None, description="Body temperature, °C.")
+    temperature: Measurement | None = Field(default=None, description="Body temperature, °C.")
     worried: bool = Field(default=False, description="The nurse is worried about the citizen.")
     note: str | None = Field(
         default=None,
@@ -188,6 +236,52 @@ class NurseObservation(EventEnvelope):
         description="Free text. Stored for the case, never logged or used as a metric label.",
     )
     observer: PseudonymousId = Field(description="Pseudonymous id of the observing nurse.")
+    dropped: list[FieldError] = Field(
+        default_factory=list,
+        max_length=len(DROPPABLE_VITALS),
+        description="Vitals that were sent but could not be used, each with the reason: filled "
+        "when the observation is read; never scored, reported missing.",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_unusable_vitals(
+        cls, data: Any, handler: ModelWrapValidatorHandler[NurseObservation]
+    ) -> NurseObservation:
+        """Validate; if only vitals failed, drop them (with the reason) and validate the rest."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            bad = {e["loc"][0] for e in errors if len(e["loc"]) >= 1}
+            if (
+                not isinstance(data, dict)
+                or not errors
+                or any(len(e["loc"]) < 1 or e["loc"][0] not in DROPPABLE_VITALS for e in errors)
+            ):
+                raise
+            dropped = list(data.get("dropped") or [])
+            for name in DROPPABLE_VITALS:
+                if name in bad:
+                    why = "; ".join(str(e["msg"]) for e in errors if e["loc"][0] == name)
+                    dropped.append(
+                        {
+                            "field": name,
+                            "reason": f"unusable value {_shown(data[name])}: {why}; dropped, "
+                            "not scored (the rest of the observation is assessed)",
+                        }
+                    )
+            kept = {k: v for k, v in data.items() if k not in bad}
+            return handler({**kept, "dropped": dropped})
+
+
+def _shown(value: Any) -> str:
+    """A rejected value for a reason text: numbers as sent, anything else by its JSON type only
+    (free text in a vital field could hold anything, a CPR number included)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    kinds = {str: "string", bool: "boolean", list: "array", dict: "object", type(None): "null"}
+    return f"({kinds.get(type(value), type(value).__name__)})"
 
 
 InputEvent = DischargeEvent | SensorReading | NurseObservation
@@ -260,13 +354,6 @@ class Escalation(_Model):
     news2: News2Summary | None = None
     ack_deadline: AwareDatetime
     triggered_by: list[UUID] = Field(min_length=1)
-
-
-class FieldError(_Model):
-    """A validation failure: which field, and why."""
-
-    field: str
-    reason: str
 
 
 class DeadLetter(_Model):

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -108,6 +109,11 @@ class Assessment(BaseModel):
     news2_response: str | None = Field(default=None, description="RCP 2017 chart 4 text.")
     quarantined: list[FieldError] = Field(
         default_factory=list, description="Implausible fields: a fault, never scored."
+    )
+    dropped: list[FieldError] = Field(
+        default_factory=list,
+        description="Fields sent with an unusable value (wrong type): dropped, never scored; the "
+        "rest of the event was assessed.",
     )
     suppressed: list[Reason] = Field(
         default_factory=list, description="Rules that matched a stale event: never paged."
@@ -376,23 +382,42 @@ def _evaluate_observation(
 ) -> tuple[CitizenContext, Outcome, news2.News2Score, list[FieldError], bool]:
     rule = ruleset.plausibility()
     quarantined: list[FieldError] = []
+    rounded: list[str] = []
     values: dict[str, Any] = {}
     for name in OBSERVED_VITALS:
         value = getattr(obs, name)
-        problem = plausibility.check(name, value, rule) if value is not None else None
+        if value is None:
+            values[name] = None
+            continue
+        problem = plausibility.check(name, value, rule)  # on the value as measured
         if problem is not None:
             quarantined.append(problem)
-            value = None
-        values[name] = value
+            values[name] = None
+            continue
+        charted = news2.to_chart_resolution(name, value)
+        if charted != Decimal(str(value)):
+            rounded.append(f"{name} {value:g} -> {charted}")
+        values[name] = float(charted) if name == "temperature" else int(charted)
     vitals = news2.Vitals(on_oxygen=obs.on_oxygen, consciousness=obs.consciousness, **values)
     scale: news2.Scale = 2 if ctx.news2_scale == 2 else 1
     result = news2.score(vitals, scale)
     out = Outcome()
+    if obs.dropped:
+        out.notes.append(
+            "Dropped (unusable value, not scored, reported missing): "
+            + "; ".join(f"{d.field}: {d.reason}" for d in obs.dropped)
+        )
     if quarantined:
         out.notes.append(
             "Quarantined (not scored, reported missing): " + ", ".join(q.field for q in quarantined)
         )
-    if scale == 2 and obs.spo2 is not None and "spo2" in result.missing and not quarantined:
+    if rounded:
+        out.notes.append(
+            "Rounded half-up to the NEWS2 chart's resolution before scoring (RCP 2017 chart 1; "
+            "the value as measured is kept): " + ", ".join(rounded) + "."
+        )
+    spo2_quarantined = any(q.field == "spo2" for q in quarantined)
+    if scale == 2 and obs.spo2 is not None and "spo2" in result.missing and not spo2_quarantined:
         out.notes.append("SpO2 scale 2 at >= 93 % needs air/oxygen to be scored; reported missing.")
     if result.missing:
         out.notes.append(
@@ -473,6 +498,7 @@ def _build(
     out: Outcome,
     result: news2.News2Score | None = None,
     quarantined: list[FieldError] | None = None,
+    dropped: tuple[FieldError, ...] | list[FieldError] = (),
     stale: bool = False,
 ) -> Assessment:
     severity: Severity = "low"
@@ -505,6 +531,7 @@ def _build(
         news2_urgency=result.urgency if result is not None else None,
         news2_response=result.response if result is not None else None,
         quarantined=quarantined or [],
+        dropped=list(dropped),
         suppressed=suppressed,
         stale=stale,
         treatment_limitations=list(ctx.treatment_limitations),
@@ -568,6 +595,7 @@ def evaluate(
                 out=out,
                 result=result,
                 quarantined=quarantined,
+                dropped=event.dropped,
                 stale=stale,
                 **common,
             ),

@@ -20,8 +20,15 @@ Design choices, each deliberate:
 * Chart 2 bands the aggregate: 0-4 low, a single parameter scoring 3 low-medium, 5-6 medium,
   7 or more high. Chart 4 gives the response: an aggregate of 0 means continued routine
   monitoring, which ``urgency`` says explicitly.
-* Temperature is rounded half-up to one decimal place before it is banded, because the chart's
-  bands are written with one decimal (35.0 / 35.1, 36.0 / 36.1, 38.0 / 38.1, 39.0 / 39.1).
+* Numbers arrive as devices send them (SpO2 88.5, temperature 37.85). RCP 2017 asks that
+  observations be recorded as measured; the chart's bands, however, are written at a fixed
+  resolution, so a value between two bands (SpO2 91.5: 91 scores 3, 92 scores 2) must be put on
+  the chart first. We round **half-up to the chart's resolution** (``CHART_RESOLUTION``): whole
+  numbers for respiration rate, SpO2, systolic BP and pulse (88.5 -> 89, 88.4 -> 88, 90.5 -> 91),
+  one decimal for temperature (bands 35.0 / 35.1, 36.0 / 36.1, 38.0 / 38.1, 39.0 / 39.1;
+  37.85 -> 37.9, 38.04 -> 38.0). Rounding is decimal, on the value as written (``str``), so a
+  binary float artefact never moves a value across a band edge. The value as measured is kept
+  in the event; the assessment notes every value that rounding changed.
 * Consciousness: A scores 0; new Confusion, V, P and U score 3 (the "C" of ACVPU, added in
   NEWS2).
 """
@@ -193,9 +200,24 @@ def score_consciousness(level: str) -> int:
     raise ValueError(f"consciousness must be one of A, C, V, P, U, not {level!r}")
 
 
+# The resolution each NEWS2 parameter's bands are written in (RCP 2017 chart 1).
+CHART_RESOLUTION: dict[str, Decimal] = {
+    "respiration_rate": Decimal("1"),
+    "spo2": Decimal("1"),
+    "systolic_bp": Decimal("1"),
+    "pulse": Decimal("1"),
+    "temperature": Decimal("0.1"),
+}
+
+
+def to_chart_resolution(name: str, value: float) -> Decimal:
+    """Round ``value`` half-up to the resolution parameter ``name`` is charted in."""
+    return Decimal(str(value)).quantize(CHART_RESOLUTION[name], rounding=ROUND_HALF_UP)
+
+
 def round_temperature(celsius: float) -> Decimal:
     """Round half-up to one decimal, the resolution the chart's bands are written in."""
-    return Decimal(str(celsius)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return to_chart_resolution("temperature", celsius)
 
 
 def score_temperature(celsius: float) -> int:

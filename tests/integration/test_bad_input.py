@@ -42,7 +42,7 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("empty", b"", "$", "empty"),
     ("one-megabyte", b'{"pad": "' + b"x" * 1_000_000 + b'"}', "$", "limit"),
     ("missing-field", json.dumps(_without("citizen_id")).encode(), "citizen_id", "required"),
-    ("wrong-type", json.dumps(_obs(pulse="fast")).encode(), "pulse", "integer"),
+    ("wrong-type", json.dumps(_obs(worried="maybe")).encode(), "worried", "boolean"),
     (
         "unknown-version",
         json.dumps(_obs(schema_version=3)).encode(),
@@ -125,6 +125,29 @@ class TestQuarantine:
         assert "spo2" in assessment["news2"]["missing"]
         assert "pulse" in assessment["news2"]["missing"]
         assert assessment["news2"]["subscores"]["respiration_rate"] == 3
+
+    async def test_unusable_and_decimal_vitals_never_dead_letter_the_observation(
+        self, publish: Publish, stack: Stack, db: Any, dead_letters: TopicReader
+    ) -> None:
+        """Issue 12 item 4: pulse "fast" is dropped with its reason and SpO2 88.5 is scored
+        (rounded half-up to 89); the observation is audited, not dead-lettered, and the
+        respiration rate of 30 still scores 3."""
+        cid = helpers.citizen()
+        obs = helpers.observation(cid, pulse="fast", spo2=88.5, respiration_rate=30)
+        publish(NURSE_OBSERVATIONS, obs, None)
+        import asyncio
+
+        assert await asyncio.to_thread(wait_audited, stack, obs["event_id"]) == "escalated"
+        row = await db.fetchrow(
+            "SELECT assessment FROM audit_log WHERE event_id = $1::uuid", obs["event_id"]
+        )
+        assessment = json.loads(row["assessment"])
+        assert [d["field"] for d in assessment["dropped"]] == ["pulse"]
+        assert "valid number" in assessment["dropped"][0]["reason"]
+        assert "pulse" in assessment["news2"]["missing"]
+        assert assessment["news2"]["subscores"]["spo2"] == 3
+        assert assessment["news2"]["subscores"]["respiration_rate"] == 3
+        assert dead_letters.settle(lambda d: d.get("event_id") == obs["event_id"]) == []
 
 
 class TestOrderAndDuplicates:

@@ -41,13 +41,38 @@ class TestRejections:
         assert result.errors[0].field == "$"
         assert fragment in result.errors[0].reason
 
-    def test_wrong_type_names_the_field(self) -> None:
-        """A wrong-typed vital names that vital."""
+    def test_wrong_type_vital_is_dropped_not_rejected(self) -> None:
+        """A wrong-typed vital is dropped naming that vital and why; the observation is still
+        accepted with its other vitals (issue 12 item 4: never a dead letter for one value)."""
         body = helpers.observation("cit-abc123", NOW, pulse="fast")
         result = decode(NURSE_OBSERVATIONS, _bytes(body), NOW)
+        assert isinstance(result, Decoded)
+        event = result.event
+        assert str(event.event_id) == body["event_id"]
+        assert [d.field for d in event.dropped] == ["pulse"]  # type: ignore[union-attr]
+        assert "valid number" in event.dropped[0].reason  # type: ignore[union-attr]
+        assert event.pulse is None  # type: ignore[union-attr]
+        assert event.spo2 == body["spo2"]  # type: ignore[union-attr]
+
+    def test_wrong_type_of_a_non_vital_still_names_the_field(self) -> None:
+        """A wrong type outside the vitals (worried) still refuses the message, naming it."""
+        body = helpers.observation("cit-abc123", NOW, pulse="fast", worried="maybe")
+        result = decode(NURSE_OBSERVATIONS, _bytes(body), NOW)
         assert isinstance(result, Rejected)
-        assert [e.field for e in result.errors] == ["pulse"]
+        assert [e.field for e in result.errors] == ["pulse", "worried"]
         assert str(result.event_id) == body["event_id"]
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("spo2", 88.5), ("temperature", 37.85), ("respiration_rate", 18.5), ("pulse", 72.4)],
+    )
+    def test_decimals_are_accepted_as_measured(self, field: str, value: float) -> None:
+        """Decimals as devices send them are accepted and kept as measured."""
+        body = helpers.observation("cit-abc123", NOW, **{field: value})
+        result = decode(NURSE_OBSERVATIONS, _bytes(body), NOW)
+        assert isinstance(result, Decoded)
+        assert getattr(result.event, field) == value
+        assert result.event.dropped == []  # type: ignore[union-attr]
 
     def test_unknown_schema_version_is_named(self) -> None:
         """An unsupported schema_version is rejected naming the versions we support."""

@@ -67,9 +67,35 @@ class TestObservation:
         assert obs.worried is True
 
     def test_consciousness_must_be_acvpu(self) -> None:
-        """Consciousness accepts only A, C, V, P or U."""
-        with pytest.raises(ValidationError):
-            NurseObservation.model_validate(helpers.observation("cit-abc123", consciousness="X"))
+        """Consciousness accepts only A, C, V, P or U: anything else is dropped with the reason
+        (never scored as A), the other vitals are kept."""
+        body = helpers.observation("cit-abc123", consciousness="X")
+        obs = NurseObservation.model_validate(body)
+        assert obs.consciousness is None
+        assert [d.field for d in obs.dropped] == ["consciousness"]
+        assert "'A', 'C', 'V', 'P' or 'U'" in obs.dropped[0].reason
+        assert obs.spo2 == body["spo2"]
+
+    def test_a_boolean_is_not_a_measurement(self) -> None:
+        """true for SpO2 is dropped, not read as 1 %."""
+        obs = NurseObservation.model_validate(helpers.observation("cit-abc123", spo2=True))
+        assert obs.spo2 is None
+        assert [d.field for d in obs.dropped] == ["spo2"]
+
+    def test_free_text_in_a_vital_is_not_echoed(self) -> None:
+        """The reason names the JSON type of a rejected non-number, never its text."""
+        body = helpers.observation("cit-abc123", pulse="0101701234 x")
+        obs = NurseObservation.model_validate(body)
+        assert "0101701234" not in obs.dropped[0].reason
+        assert "(string)" in obs.dropped[0].reason
+
+    def test_other_errors_still_refuse_the_observation(self) -> None:
+        """A bad envelope field refuses the message even when a vital is also unusable."""
+        body = helpers.observation("cit-abc123", pulse="fast")
+        body["observer"] = "0101701234"  # CPR-shaped
+        with pytest.raises(ValidationError) as err:
+            NurseObservation.model_validate(body)
+        assert {e["loc"][0] for e in err.value.errors()} == {"pulse", "observer"}
 
 
 class TestSensorReading:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from rules_factories import NOW, discharge, observation
 
+from dispatcher.contract.events import NurseObservation
 from dispatcher.contract.vocab import SEVERITY_RANK
 from dispatcher.rules.assessment import (
     ENGINE_KINDS,
@@ -303,3 +304,52 @@ class TestEntryPoint:
         trend = next(r for r in a.reasons if r.rule_id == TREND.id)
         assert trend.inputs["previous_total"] == 2
         assert trend.inputs["rise"] == 2
+
+
+class TestNumbersAsDevicesSendThem:
+    """Issue 12 item 4: decimals are scored after half-up rounding to the chart's resolution,
+    noted; an unusable vital is dropped with its reason and the rest is assessed."""
+
+    def test_decimal_spo2_is_rounded_scored_and_noted(self) -> None:
+        """SpO2 88.5 is charted as 89 (scale 1: 3 points), temperature 37.85 as 37.9."""
+        a, _ = evaluate(observation(spo2=88.5, temperature=37.85), None, NOW, RS)
+        assert a.news2 is not None
+        assert a.news2.subscores["spo2"] == 3
+        assert a.news2.subscores["temperature"] == 0
+        assert "news2.red_score" in fired(a)
+        note = next(n for n in a.notes if n.startswith("Rounded half-up"))
+        assert "spo2 88.5 -> 89" in note
+        assert "temperature 37.85 -> 37.9" in note
+
+    def test_half_a_percent_below_a_band_edge_rounds_up(self) -> None:
+        """SpO2 91.5 is charted as 92 (2 points), 91.4 as 91 (3 points)."""
+        up, _ = evaluate(observation(spo2=91.5), None, NOW, RS)
+        down, _ = evaluate(observation(spo2=91.4), None, NOW, RS)
+        assert up.news2 is not None
+        assert down.news2 is not None
+        assert (up.news2.subscores["spo2"], down.news2.subscores["spo2"]) == (2, 3)
+
+    def test_whole_numbers_are_not_noted(self) -> None:
+        """No rounding note when every value is already on the chart."""
+        a, _ = evaluate(observation(), None, NOW, RS)
+        assert not [n for n in a.notes if n.startswith("Rounded")]
+
+    def test_unusable_vital_is_dropped_and_the_rest_assessed(self) -> None:
+        """spo2 "high" is dropped (listed with its reason, reported missing); the alarming
+        respiration rate and pulse are still scored and escalate."""
+        obs = NurseObservation.model_validate(
+            {
+                **observation().model_dump(mode="json"),
+                "spo2": "high",
+                "respiration_rate": 26,
+                "pulse": 135,
+            }
+        )
+        a, _ = evaluate(obs, None, NOW, RS)
+        assert [d.field for d in a.dropped] == ["spo2"]
+        assert a.news2 is not None
+        assert "spo2" in a.news2.missing
+        assert a.news2.subscores["respiration_rate"] == 3
+        assert a.news2.subscores["pulse"] == 3
+        assert a.escalate
+        assert any(n.startswith("Dropped") and "spo2" in n for n in a.notes)

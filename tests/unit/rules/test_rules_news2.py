@@ -342,3 +342,50 @@ class TestClinicalResponseChart4:
         """Each chart 2 band maps to its response: ward-based, urgent ward-based, urgent,
         emergency."""
         assert news2.urgency_for(total, news2.risk_band(total, red)) == urgency
+
+
+class TestChartResolutionRounding:
+    """Issue 12 item 4: decimals as devices send them are rounded half-up to the chart's
+    resolution (whole numbers; temperature tenths) before banding."""
+
+    @pytest.mark.parametrize(
+        ("name", "value", "charted"),
+        [
+            ("spo2", 88.5, "89"),
+            ("spo2", 88.49, "88"),
+            ("spo2", 91.5, "92"),  # scale 1: 91 scores 3, 92 scores 2
+            ("spo2", 91.4, "91"),
+            ("respiration_rate", 20.5, "21"),  # 20 scores 0, 21 scores 2
+            ("respiration_rate", 8.5, "9"),  # 8 scores 3, 9 scores 1
+            ("systolic_bp", 90.5, "91"),  # 90 scores 3, 91 scores 2
+            ("systolic_bp", 219.5, "220"),  # 219 scores 0, 220 scores 3
+            ("pulse", 130.5, "131"),  # 130 scores 2, 131 scores 3
+            ("pulse", 40.5, "41"),
+            ("temperature", 37.85, "37.9"),
+            ("temperature", 38.05, "38.1"),  # 38.0 scores 0, 38.1 scores 1
+            ("temperature", 38.04, "38.0"),
+            ("temperature", 35.05, "35.1"),  # 35.0 scores 3, 35.1 scores 1
+        ],
+    )
+    def test_half_up_at_band_edges(self, name: str, value: float, charted: str) -> None:
+        """Values half-way between two chart rows go up; below half go down."""
+        assert news2.to_chart_resolution(name, value) == Decimal(charted)
+
+    @pytest.mark.parametrize(
+        ("spo2", "points"), [(91.49, 3), (91.5, 2), (93.49, 2), (93.5, 1), (95.5, 0)]
+    )
+    def test_rounded_spo2_scores_on_chart(self, spo2: float, points: int) -> None:
+        """The scale-1 band of a decimal saturation is the band of its rounded value."""
+        assert news2.score_spo2_scale1(int(news2.to_chart_resolution("spo2", spo2))) == points
+
+    @given(st.integers(min_value=0, max_value=300))
+    def test_whole_numbers_are_unchanged(self, value: int) -> None:
+        """A whole number is already on the chart for every integer-charted vital."""
+        for name in ("respiration_rate", "spo2", "systolic_bp", "pulse"):
+            assert news2.to_chart_resolution(name, float(value)) == value
+
+    @given(st.decimals(min_value=20, max_value=300, places=3))
+    def test_rounding_moves_at_most_half_a_step(self, value: Decimal) -> None:
+        """Rounding never moves a value by more than half the chart's resolution."""
+        for name, step in news2.CHART_RESOLUTION.items():
+            assert abs(news2.to_chart_resolution(name, float(value)) - value) <= step / 2

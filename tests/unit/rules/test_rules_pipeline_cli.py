@@ -147,10 +147,14 @@ class TestAssessCli:
     """`dispatcher assess` reads observations on stdin and prints one JSON line each."""
 
     def test_bad_line_names_the_field_and_others_go_on(self) -> None:
-        """An invalid line gives an error naming the field; valid lines are still assessed."""
+        """An invalid line gives an error naming the field; a line with one unusable vital is
+        assessed with that vital dropped and named; valid lines are still assessed."""
         good = raw(observation(worried=True)).decode()
-        bad = json.dumps({**json.loads(good), "event_id": str(new_id()), "spo2": "high"})
-        stdin = io.StringIO("\n".join([good, bad, "not json", good]) + "\n")
+        one_bad_vital = json.dumps(
+            {**json.loads(good), "event_id": str(new_id()), "spo2": "high", "pulse": 135}
+        )
+        bad = json.dumps({**json.loads(good), "event_id": str(new_id()), "worried": "maybe"})
+        stdin = io.StringIO("\n".join([good, one_bad_vital, bad, "not json", good]) + "\n")
         out = io.StringIO()
         rc = run_assess(stdin, out, context=None, rules=None, now=NOW)
         docs = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -159,9 +163,13 @@ class TestAssessCli:
         assert docs[0]["news2"]["risk"] == "low"
         assert set(docs[0]["news2"]) >= {"total", "risk", "subscores"}
         assert docs[1]["line"] == 2
-        assert docs[1]["error"]["field"] == "spo2"
-        assert docs[2]["error"]["field"] == "$"
-        assert docs[3]["skipped"] == "duplicate event_id"
+        assert [d["field"] for d in docs[1]["dropped"]] == ["spo2"]
+        assert "spo2" in docs[1]["news2"]["missing"]
+        assert docs[1]["news2"]["subscores"]["pulse"] == 3  # the rest is still scored
+        assert docs[1]["escalate"] is True
+        assert docs[2]["error"]["field"] == "worried"
+        assert docs[3]["error"]["field"] == "$"
+        assert docs[4]["skipped"] == "duplicate event_id"
 
     def test_context_file_applies_the_discharge(self, tmp_path: Path) -> None:
         """--context with a discharge makes NEWS2 3 escalate through the post-discharge rule."""

@@ -121,6 +121,31 @@ SCENARIOS: list[Scenario] = [
         tier=None,
         rules=frozenset(),
     ),
+    # --- issue 12 item 4: numbers as devices send them ---------------------------------------
+    Scenario(
+        name="SpO2 88.5 with RR 26 and pulse 120: scored (not a dead letter), emergency",
+        events=(raw_observation(spo2=88.5, respiration_rate=26, pulse=120),),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"news2.high"}),  # RR 3 + SpO2 89 -> 3 + pulse 2 = 8
+        notes_contain=("spo2 88.5 -> 89",),
+    ),
+    Scenario(
+        name="pulse sent as text with RR 26: pulse dropped with reason, the rest pages",
+        events=(raw_observation(pulse="fast", respiration_rate=26),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"news2.red_score"}),
+        notes_contain=("Dropped", "pulse"),
+    ),
+    Scenario(
+        name="temperature 38.05 rounds to 38.1 (1 point) in an otherwise normal set: no page",
+        events=(raw_observation(temperature=38.05),),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        notes_contain=("temperature 38.05 -> 38.1",),
+    ),
 ]
 
 
