@@ -156,6 +156,13 @@ SENSOR_UNITS: dict[SensorKind, frozenset[str]] = {
 }
 
 
+class DeviceProfile(StrEnum):
+    """How a device measures: streaming on its own, or a deliberate single measurement."""
+
+    CONTINUOUS = "continuous"  # e.g. a worn oximeter sending every few seconds
+    SPOT_CHECK = "spot_check"  # e.g. a blood-pressure cuff, a scale, a finger oximeter reading
+
+
 class SensorReading(EventEnvelope):
     """Topic ``home.sensor-readings``: one measurement from a home device."""
 
@@ -163,6 +170,14 @@ class SensorReading(EventEnvelope):
     device_id: PseudonymousId
     value: FiniteFloat
     unit: ShortText
+    device_profile: DeviceProfile | None = Field(
+        default=None,
+        description=(
+            "How the device measures. Optional: when absent the rules infer it from the "
+            "cadence (readings of the kind at most sensor_profiles.continuous_max_interval_"
+            "seconds apart count as continuous, otherwise as spot checks)."
+        ),
+    )
 
     @field_validator("unit")
     @classmethod

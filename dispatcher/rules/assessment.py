@@ -51,7 +51,7 @@ from dispatcher.contract.events import (
 )
 from dispatcher.contract.vocab import SEVERITY_RANK, Severity, max_severity
 from dispatcher.rules import context as cx
-from dispatcher.rules import news2, plausibility, sensors
+from dispatcher.rules import news2, plausibility, sensors, windows
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
@@ -205,7 +205,11 @@ Evaluator = Callable[[Any, F], Outcome]
 OBSERVATION_EVALUATORS: dict[str, Evaluator[ObservationFacts]] = {}
 SENSOR_EVALUATORS: dict[str, Evaluator[SensorFacts]] = {}
 TIMER_EVALUATORS: dict[str, Evaluator[TimerFacts]] = {}
-ENGINE_KINDS: frozenset[str] = frozenset({rule_kind(PlausibilityRule)})
+# Sustained sensor rules are stateful time windows: ``windows.observe`` folds each reading into
+# the kind's bounded episode summary and decides in the same step (issue 12 item 1).
+ENGINE_KINDS: frozenset[str] = frozenset(
+    {rule_kind(PlausibilityRule), rule_kind(SustainedSensorRule)}
+)
 
 
 def _registers(
@@ -345,13 +349,6 @@ def _fall(rule: FallRule, f: SensorFacts) -> Outcome:
     return sensors.fall(rule, f.reading)
 
 
-@_registers(SENSOR_EVALUATORS, SustainedSensorRule)
-def _sustained(rule: SustainedSensorRule, f: SensorFacts) -> Outcome:
-    if rule.sensor != f.reading.kind:
-        return Outcome()
-    return sensors.sustained(rule, f.ctx)
-
-
 @_registers(SENSOR_EVALUATORS, WeightGainRule)
 def _weight_gain(rule: WeightGainRule, f: SensorFacts) -> Outcome:
     if f.reading.kind != SensorKind.WEIGHT:
@@ -478,6 +475,8 @@ def _evaluate_sensor(
         weights=h.weights,
         weight_days=h.weight_days,
     )
+    new_ctx, windowed = windows.observe(new_ctx, reading, ruleset)
+    out.extend(windowed)
     out.extend(_run(SENSOR_EVALUATORS, ruleset.enabled(), SensorFacts(reading, new_ctx, ruleset)))
     return new_ctx, out, [], False
 

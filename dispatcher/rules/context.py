@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dispatcher.contract.events import DischargeEvent, DischargeFlag, SensorKind
+from dispatcher.rules.windows import KindSummary
 
 MAX_DIAGNOSES = 20
 MAX_FLAGS = 16
@@ -125,6 +126,13 @@ class CitizenContext(_Frozen):
     last_observation_at: AwareDatetime | None = None
     stale_events: int = Field(default=0, ge=0)
     sensor_faults: int = Field(default=0, ge=0)
+    sensor_summaries: dict[str, KindSummary] = Field(
+        default_factory=dict,
+        description=(
+            "Per sensor kind: newest reading, device profile and open breach episodes "
+            "(time-window rules, dispatcher.rules.windows); constant size at any cadence."
+        ),
+    )
 
     def has_flag(self, flag: DischargeFlag) -> bool:
         return flag.value in self.flags

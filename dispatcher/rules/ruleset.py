@@ -185,12 +185,44 @@ class FallRule(_Rule):
     severity: Severity
 
 
-class SustainedSensorRule(_Rule):
-    """A sensor value beyond a threshold, sustained over readings and minutes (debounce).
+Source = Annotated[str, Field(min_length=3, max_length=400)]
 
-    Fires when the newest ``min_readings`` or more consecutive readings of ``sensor`` all breach,
-    span at least ``min_minutes``, and no two are more than ``max_gap_minutes`` apart. It fires
-    once per run: further breaching readings of the same run are noted, not paged again.
+
+class WorseLevel(_Strict):
+    """A more severe threshold inside a breach episode: crossing it (sustained) escalates again."""
+
+    at_or_below: float | None = None
+    at_or_above: float | None = None
+    at_or_below_scale2: float | None = None
+    severity: Severity
+    source: Source | None = None
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> WorseLevel:
+        if (self.at_or_below is None) == (self.at_or_above is None):
+            raise ValueError("set exactly one of at_or_below and at_or_above")
+        if self.at_or_below_scale2 is not None and self.at_or_below is None:
+            raise ValueError("at_or_below_scale2 needs at_or_below")
+        return self
+
+    def threshold(self, scale: int) -> tuple[Literal["at_or_below", "at_or_above"], float]:
+        if self.at_or_above is not None:
+            return "at_or_above", self.at_or_above
+        assert self.at_or_below is not None
+        if scale == 2 and self.at_or_below_scale2 is not None:
+            return "at_or_below", self.at_or_below_scale2
+        return "at_or_below", self.at_or_below
+
+
+class SustainedSensorRule(_Rule):
+    """A sensor value beyond a threshold, sustained over TIME (debounce), for any cadence.
+
+    Kept as a bounded breach episode per rule (``dispatcher.rules.windows``): the episode starts
+    at the first breaching reading, goes on while readings breach and none is more than
+    ``max_gap_minutes`` after the previous one (the episode timeout), and ends at the first
+    reading back in range or after a longer gap. It fires once per episode, on the reading where
+    the episode has lasted ``min_minutes`` and holds at least ``min_readings`` readings; a
+    ``worse`` level sustained for the same time inside the episode escalates once more.
     """
 
     kind: Literal["sensor_sustained"]
@@ -201,10 +233,13 @@ class SustainedSensorRule(_Rule):
         default=None,
         description="SpO2 only: threshold for citizens scored on NEWS2 SpO2 scale 2.",
     )
-    min_readings: int = Field(ge=1, le=10)
+    min_readings: int = Field(
+        ge=1, le=1000, description="At least this many breaching readings (2: never one alone)."
+    )
     min_minutes: float = Field(ge=0, le=24 * 60)
     max_gap_minutes: float = Field(gt=0, le=24 * 60)
     severity: Severity
+    worse: list[WorseLevel] = Field(default_factory=list, max_length=3)
 
     @model_validator(mode="after")
     def _one_direction(self) -> SustainedSensorRule:
@@ -216,6 +251,16 @@ class SustainedSensorRule(_Rule):
             self.sensor != SensorKind.SPO2 or self.at_or_below is None
         ):
             raise ValueError("at_or_below_scale2 applies to an spo2 at_or_below rule only")
+        for scale in (1, 2):
+            base_dir, base = self.threshold(scale)
+            for level in self.worse:
+                direction, value = level.threshold(scale)
+                beyond = value < base if direction == "at_or_below" else value > base
+                if direction != base_dir or not beyond:
+                    raise ValueError(
+                        f"each worse level must lie beyond the rule's own threshold (scale "
+                        f"{scale}: {value:g} vs {base:g})"
+                    )
         return self
 
     def threshold(self, scale: int) -> tuple[Literal["at_or_below", "at_or_above"], float]:
@@ -266,6 +311,20 @@ Rule = Annotated[
 ]
 
 
+class SensorProfiles(_Strict):
+    """How a reading's device profile is inferred when the reading does not declare it."""
+
+    continuous_max_interval_seconds: float = Field(
+        default=120,
+        gt=0,
+        le=3600,
+        description=(
+            "A reading at most this long after the previous one of its kind counts as from a "
+            "continuous device; otherwise (and for the first reading) as a spot check."
+        ),
+    )
+
+
 class RuleSet(_Strict):
     """A complete, validated rule set."""
 
@@ -275,6 +334,7 @@ class RuleSet(_Strict):
     context: ContextSettings
     history: HistoryLimits
     ack_minutes: AckMinutes
+    sensor_profiles: SensorProfiles = Field(default_factory=SensorProfiles)
     rules: list[Rule] = Field(min_length=1)
 
     @property
@@ -363,18 +423,6 @@ def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
         if rule.id in seen:
             issues.append(RuleIssue(source, rule.id, "id", "duplicate rule id"))
         seen.add(rule.id)
-        if isinstance(rule, SustainedSensorRule) and rule.min_readings >= (
-            rs.history.readings_per_kind
-        ):
-            issues.append(
-                RuleIssue(
-                    source,
-                    rule.id,
-                    "min_readings",
-                    f"must be below history.readings_per_kind ({rs.history.readings_per_kind}) "
-                    "so a run can be recognised and paged once",
-                )
-            )
         if isinstance(rule, WeightGainRule) and rule.within_days > rs.history.weight_days:
             issues.append(
                 RuleIssue(

@@ -5,12 +5,8 @@ and read the bounded history in ``CitizenContext`` *after* the current reading w
 
 * **Fall** (``sensor_fall``): a fall alarm fires at once. Falls are the commonest cause of harm
   for older people living at home; there is nothing to debounce.
-* **Sustained breach** (``sensor_sustained``): a single low SpO2 reading is very often a
-  motion or perfusion artefact of a finger oximeter. The rule fires only when the newest
-  ``min_readings`` or more consecutive readings all breach the threshold, span at least
-  ``min_minutes`` and have no gap over ``max_gap_minutes``; it fires once per run. The default
-  thresholds are the NEWS2 "3" cut-offs of RCP 2017 chart 1 (SpO2 <= 91 % on scale 1,
-  <= 83 % on scale 2; pulse >= 131; systolic <= 90).
+* **Sustained breach**: by time window over a bounded episode summary, in
+  ``dispatcher.rules.windows`` (issue 12 item 1).
 * **Weight gain** (``weight_gain``): in heart failure a gain of about 2 kg in 3 days signals
   fluid retention (ESC 2021 heart-failure guideline, self-care advice). Compared with the lowest
   weight in the window; fires once per episode.
@@ -20,9 +16,7 @@ and read the bounded history in ``CitizenContext`` *after* the current reading w
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from dispatcher.contract.events import SensorReading
 from dispatcher.rules.context import CitizenContext, Sample
@@ -30,7 +24,6 @@ from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
     FallRule,
     SensorSilenceRule,
-    SustainedSensorRule,
     WeightGainRule,
 )
 
@@ -52,72 +45,6 @@ def fall(rule: FallRule, reading: SensorReading) -> Outcome:
                 "value": reading.value,
                 "at": _iso(reading.occurred_at),
             },
-        )
-    return out
-
-
-def trailing_run(
-    samples: tuple[Sample, ...], breach: Callable[[float], bool], max_gap: timedelta
-) -> list[Sample]:
-    """The newest consecutive breaching samples with no gap over ``max_gap`` (oldest first)."""
-    run: list[Sample] = []
-    for s in reversed(samples):
-        if not breach(s.value):
-            break
-        if run and run[-1].at - s.at > max_gap:
-            break
-        run.append(s)
-    run.reverse()
-    return run
-
-
-def sustained(rule: SustainedSensorRule, ctx: CitizenContext) -> Outcome:
-    """Fire when a breach has just become sustained (debounce; once per run)."""
-    out = Outcome()
-    samples = ctx.readings.get(rule.sensor.value, ())
-    direction, threshold = rule.threshold(ctx.news2_scale)
-
-    def breach(value: float) -> bool:
-        return value <= threshold if direction == "at_or_below" else value >= threshold
-
-    if not samples or not breach(samples[-1].value):
-        return out
-    run = trailing_run(samples, breach, timedelta(minutes=rule.max_gap_minutes))
-    min_span = timedelta(minutes=rule.min_minutes)
-
-    def is_sustained(r: list[Sample]) -> bool:
-        return len(r) >= rule.min_readings and r[-1].at - r[0].at >= min_span
-
-    span_min = (run[-1].at - run[0].at) / timedelta(minutes=1)
-    inputs: dict[str, Any] = {
-        "sensor": rule.sensor.value,
-        direction: threshold,
-        "news2_scale": ctx.news2_scale,
-        "run_readings": len(run),
-        "run_minutes": round(span_min, 1),
-        "min_readings": rule.min_readings,
-        "min_minutes": rule.min_minutes,
-        "readings": [[_iso(s.at), s.value] for s in run],
-    }
-    op = "<=" if direction == "at_or_below" else ">="
-    if is_sustained(run) and not (len(run) > 1 and is_sustained(run[:-1])):
-        out.fire(
-            rule,
-            rule.severity,
-            f"{rule.sensor.value} {op} {threshold:g} sustained over {len(run)} readings "
-            f"and {span_min:.0f} minutes (debounced; not a single artefact).",
-            inputs,
-        )
-    elif is_sustained(run):
-        out.notes.append(
-            f"{rule.id}: {rule.sensor.value} {op} {threshold:g} still sustained "
-            f"({len(run)} readings); already escalated when the run began."
-        )
-    else:
-        out.notes.append(
-            f"{rule.id}: {rule.sensor.value} {op} {threshold:g} in {len(run)} consecutive "
-            f"reading(s) over {span_min:.0f} min; needs {rule.min_readings} over "
-            f"{rule.min_minutes:g} min before it escalates (debounce)."
         )
     return out
 

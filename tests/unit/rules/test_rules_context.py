@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from rules_factories import CITIZEN, NOW, discharge, observation, reading
 
-from dispatcher.contract.events import SensorKind
+from dispatcher.contract.events import DeviceProfile, SensorKind
 from dispatcher.rules.assessment import competence_for, evaluate
 from dispatcher.rules.context import (
     MAX_DIAGNOSES,
@@ -17,7 +17,8 @@ from dispatcher.rules.context import (
     apply_discharge,
     conditions_for,
 )
-from dispatcher.rules.ruleset import VITAL_SENSOR_KINDS, default_ruleset
+from dispatcher.rules.ruleset import VITAL_SENSOR_KINDS, SustainedSensorRule, default_ruleset
+from dispatcher.rules.windows import BreachEpisode, KindSummary, LevelRun
 
 
 class TestDischargeFold:
@@ -190,6 +191,28 @@ class TestBoundedHistory:
             last_observation_at=at,
             stale_events=12345,
             sensor_faults=12345,
+            # Worst case of the time-window state: every kind summarised, every sustained rule
+            # with an open episode, every worse level with a run (issue 12 item 1).
+            sensor_summaries={
+                k.value: KindSummary(
+                    last_at=at,
+                    last_value=123.456,
+                    profile=DeviceProfile.SPOT_CHECK,
+                    declared=False,
+                    episodes={
+                        r.id: BreachEpisode(
+                            start_at=at,
+                            count=10**9,
+                            worst=123.456,
+                            paged=len(r.worse),
+                            runs=tuple(LevelRun(start_at=at, count=10**9) for _ in r.worse),
+                        )
+                        for r in default_ruleset().rules
+                        if isinstance(r, SustainedSensorRule) and r.sensor == k
+                    },
+                )
+                for k in VITAL_SENSOR_KINDS
+            },
         )
         size = len(ctx.model_dump_json())
         assert size < 5 * 1024, size

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rules_factories import NOW, discharge, observation
+from rules_factories import NOW, discharge, observation, reading
 
 from dispatcher.cli.rules import run_rules_test
-from dispatcher.contract.events import InputEvent
+from dispatcher.contract.events import InputEvent, SensorKind
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 from dispatcher.ingest.planner import Incoming, decode_batch, plan_batch
 from dispatcher.rules.first_route import first_route
@@ -120,6 +120,48 @@ SCENARIOS: list[Scenario] = [
         severity="low",
         tier=None,
         rules=frozenset(),
+    ),
+    # --- issue 12 item 1: sensor rules by time window (any cadence) --------------------------
+    Scenario(
+        name="SpO2 80 % from a 1-s oximeter for 10 min: one critical page (worse level <= 85 %)",
+        events=tuple(
+            reading(SensorKind.SPO2, 80, at=NOW - 10 * MIN + timedelta(seconds=i))
+            for i in range(301)
+        ),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"sensor.spo2_low_sustained"}),
+    ),
+    Scenario(
+        name="SpO2 89 % every 5 min for 10 min: sustained desaturation, urgent nurse",
+        events=tuple(
+            reading(SensorKind.SPO2, 89, at=NOW - 10 * MIN + 5 * i * MIN) for i in range(2)
+        ),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"sensor.spo2_low_sustained"}),
+    ),
+    Scenario(
+        name="SpO2 88 % dip of 3 min from a 1-s oximeter: debounced, no page",
+        events=tuple(
+            reading(SensorKind.SPO2, 88, at=NOW - 5 * MIN + timedelta(seconds=i))
+            for i in range(181)
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        notes_contain=("debounce",),
+    ),
+    Scenario(
+        name="SpO2 89 % for 8 min then recovery to 95 %: episode ends, no new page",
+        events=(
+            *(reading(SensorKind.SPO2, 89, at=NOW - 20 * MIN + i * MIN) for i in range(9)),
+            reading(SensorKind.SPO2, 95, at=NOW - 10 * MIN),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        notes_contain=("back in range",),
     ),
     # --- issue 12 item 4: numbers as devices send them ---------------------------------------
     Scenario(
