@@ -21,8 +21,8 @@ from dispatcher.contract.vocab import Role
 from dispatcher.store import tokens as token_store
 from dispatcher.store.db import Executor
 
-# Reachable without a token (the API's own description).
-PUBLIC_PATHS = frozenset({"/api/openapi.json"})
+# Reachable without a token: the API's own description and the process's health and metrics.
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/healthz", "/metrics"})
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ def bearer_token(header: str) -> str | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve ``Authorization: Bearer <token>`` to a principal; 401 when absent or dead."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.match_info.http_exception is not None:
+        # Public, or no route matches: the handler answers (a 404/405 needs no token).
         return await handler(request)
     token = bearer_token(request.headers.get("Authorization", ""))
     if token is None:

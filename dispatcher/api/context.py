@@ -1,4 +1,5 @@
-"""What every handler finds on the application: the pool, the clock and the roster hook.
+"""What every handler finds on the application: the pool, the clock, the roster hook and the
+metrics.
 
 Kept apart from ``app.py`` so resource modules and middlewares can read them without importing
 the module that imports them all.
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from dispatcher.clock import Clock
+from dispatcher.observability.metrics import ApiMetrics
 from dispatcher.store.db import Pool
 
 RosterHook = Callable[[], Awaitable[None] | None]
@@ -18,3 +20,4 @@ RosterHook = Callable[[], Awaitable[None] | None]
 POOL: web.AppKey[Pool] = web.AppKey("pool")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 ROSTER_HOOK: web.AppKey[RosterHook | None] = web.AppKey("on_roster_change")
+METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics")

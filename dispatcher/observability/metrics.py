@@ -247,3 +247,34 @@ class DispatcherMetrics:
                 family = next(iter(attr.describe()))
                 out[family.name] = tuple(attr._labelnames)
         return out
+
+
+class ApiMetrics:
+    """The HTTP API process's own metrics (it is a separate process with its own ``/metrics``).
+
+    Labels are the route template (``/api/cases/{case_id}``, never the id), the method and the
+    status class, so their number is bounded by the routes table."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "dispatcher_api_requests_total",
+            "API requests, per route template, method and status class (2xx, 4xx, 5xx).",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "dispatcher_api_request_seconds",
+            "API request duration, per route template.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            "dispatcher_api_database_up",
+            "1 when the API's last database probe (GET /healthz) answered in time, else 0.",
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, f"{status // 100}xx").inc()
+        self.request_seconds.labels(route).observe(seconds)

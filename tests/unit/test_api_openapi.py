@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from dispatcher.api.app import create_api
+from dispatcher.api.auth import PUBLIC_PATHS
 from dispatcher.api.openapi import openapi_spec
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -37,7 +38,8 @@ class TestOpenApi:
         assert spec_routes() - routes == set(), "documented routes the app does not serve"
 
     def test_spec_is_openapi_31_with_bearer_security(self) -> None:
-        """The document declares OpenAPI 3.1 and bearer auth, and only the spec route is public."""
+        """The document declares OpenAPI 3.1 and bearer auth; exactly the spec, /healthz and
+        /metrics are public, and those are the paths the auth middleware lets through."""
         spec = openapi_spec()
         assert spec["openapi"].startswith("3.1")
         assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
@@ -48,7 +50,8 @@ class TestOpenApi:
             for method, op in item.items()
             if method in HTTP_METHODS and op.get("security") == []
         }
-        assert public == {"/api/openapi.json"}
+        assert public == {"/api/openapi.json", "/healthz", "/metrics"}
+        assert public == PUBLIC_PATHS
 
     def test_secured_operations_document_401_and_refs_resolve(self) -> None:
         """Every secured operation documents 401, and every local $ref points at something."""
