@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 from dispatcher.contract.vocab import CPR_PATTERN, DeadLetterCategory, RiskBand, Severity, Tier
 
 SCHEMA_VERSION = 1
@@ -395,3 +396,11 @@ class DeadLetter(_Model):
     error: FieldError = Field(description="The first error; all errors are in 'errors'.")
     errors: list[FieldError] = Field(min_length=1)
     event_id: UUID | None = Field(default=None, description="The event id, when it was readable.")
+
+
+# The input topics' contracts: what the decoder validates and what the JSON Schemas describe.
+INPUT_MODEL_BY_TOPIC: dict[str, type[_Model]] = {
+    DISCHARGES: DischargeEvent,
+    SENSOR_READINGS: SensorReading,
+    NURSE_OBSERVATIONS: NurseObservation,
+}

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dispatcher.contract.events import DeadLetter, Escalation
+from dispatcher.contract.events import INPUT_MODEL_BY_TOPIC, DeadLetter, Escalation
 from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
-from dispatcher.ingest.decoding import MODEL_BY_TOPIC as INPUT_MODEL_BY_TOPIC
 
 # Every public topic: the inputs the decoder validates, plus our two outputs.
 MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {

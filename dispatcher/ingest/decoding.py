@@ -17,20 +17,16 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from dispatcher.contract.events import (
+    INPUT_MODEL_BY_TOPIC,
     DischargeEvent,
     FieldError,
     InputEvent,
     NurseObservation,
     SensorReading,
 )
-from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 from dispatcher.contract.vocab import WHOLE_MESSAGE, DeadLetterCategory
 
-MODEL_BY_TOPIC: dict[str, type[BaseModel]] = {
-    DISCHARGES: DischargeEvent,
-    SENSOR_READINGS: SensorReading,
-    NURSE_OBSERVATIONS: NurseObservation,
-}
+MODEL_BY_TOPIC: dict[str, type[BaseModel]] = dict(INPUT_MODEL_BY_TOPIC)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 SUPPORTED_SCHEMA_VERSIONS = (1,)
