@@ -45,7 +45,7 @@ from uuid import UUID
 import structlog
 
 from dispatcher.clock import utcnow
-from dispatcher.contract.vocab import CLOSED_CASE_STATES
+from dispatcher.contract.vocab import CLOSED_CASE_STATES, DeliveryState
 from dispatcher.notify.backoff import (
     AttemptOutcome,
     BackoffPolicy,
@@ -59,7 +59,7 @@ from dispatcher.routing.roster import Roster
 from dispatcher.store import cases as case_store
 from dispatcher.store import db
 from dispatcher.store import deliveries as store
-from dispatcher.store.deliveries import Claim, DeliveryState
+from dispatcher.store.deliveries import Claim
 from dispatcher.store.retry import TRANSIENT_ERRORS
 
 log = structlog.get_logger(__name__)

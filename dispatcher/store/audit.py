@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from dispatcher.contract.vocab import CaseState
+from dispatcher.contract.vocab import CaseState, DeliveryState
 from dispatcher.store.db import Executor
-from dispatcher.store.deliveries import DeliveryState
 
 # A pending delivery is stuck once its deadline is this far behind (the worker gives up at the
 # deadline; the margin covers an attempt still in flight then).

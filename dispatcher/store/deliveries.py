@@ -10,24 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from uuid import UUID
 
-from dispatcher.contract.vocab import CaseState
+from dispatcher.contract.vocab import CaseState, Channel, DeliveryState
 from dispatcher.store.db import Connection, Executor, Record
 
-
-class DeliveryState(StrEnum):
-    """``deliveries.state``: ``pending`` until an attempt settles it for good."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    UNDELIVERABLE = "undeliverable"
-    CANCELLED = "cancelled"
-
-
-# ``deliveries.channel``: the one push channel so far (a new sender adds a value here).
-WEBHOOK_CHANNEL = "webhook"
+# ``deliveries.channel``: the one push channel so far (a new sender adds a value to vocab.Channel).
+WEBHOOK_CHANNEL: Channel = "webhook"
 
 
 @dataclass(frozen=True)
