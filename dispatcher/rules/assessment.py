@@ -57,11 +57,13 @@ from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
     ConsciousnessRule,
     FallRule,
+    IncompleteSetRule,
     News2BandRule,
     News2TrendRule,
     NurseWorryRule,
     PlausibilityRule,
     PostDischargeNews2Rule,
+    RemeasureRule,
     Rule,
     RuleSet,
     SensorSilenceRule,
@@ -166,6 +168,7 @@ class ObservationFacts:
     ctx: CitizenContext
     result: news2.News2Score
     ruleset: RuleSet
+    quarantined: tuple[FieldError, ...] = ()
 
     @property
     def red(self) -> list[str]:
@@ -234,6 +237,7 @@ def _run(registry: dict[str, Evaluator[F]], rules: list[Rule], facts: F) -> Outc
         evaluator = registry.get(rule.kind)
         if evaluator is not None:
             out.extend(evaluator(rule, facts))
+            out.evaluated.append(rule.id)
     return out
 
 
@@ -306,6 +310,72 @@ def _nurse_worry(rule: NurseWorryRule, f: ObservationFacts) -> Outcome:
             "whatever the score).",
             {"worried": True, "news2_total": f.result.total},
         )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, RemeasureRule)
+def _remeasure(rule: RemeasureRule, f: ObservationFacts) -> Outcome:
+    """A vital that was sent but cannot be scored is never silent: re-measure it now."""
+    out = Outcome()
+    unusable = [*f.quarantined, *f.obs.dropped]
+    if unusable:
+        fields = [u.field for u in unusable]
+        out.fire(
+            rule,
+            rule.severity,
+            f"Re-measure now: {', '.join(fields)} could not be scored (implausible or unusable "
+            f"value; a device or entry fault is likely, a real extreme value is possible). The "
+            f"observing nurse ({f.obs.observer}) re-measures and sends a new set; NEWS2 "
+            f"{f.result.total} is a lower bound until then.",
+            {
+                "fields": fields,
+                "why": {u.field: u.reason for u in unusable},
+                "observer": f.obs.observer,
+                "news2_total_lower_bound": f.result.total,
+            },
+        )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, IncompleteSetRule)
+def _incomplete(rule: IncompleteSetRule, f: ObservationFacts) -> Outcome:
+    """Name the missing NEWS2 parameters and ask for them; escalate if even the lower bound
+    is high."""
+    out = Outcome()
+    result = f.result
+    if result.complete or not result.subscores:
+        # Complete: nothing to ask. Nothing scorable at all: the remeasure rule (if a value
+        # was sent) or the note says so; a bare event without vitals is not a NEWS2 set.
+        if not result.subscores:
+            out.notes.append(
+                f"{rule.id}: no NEWS2 parameter could be scored; measure a full set "
+                f"({', '.join(result.missing)})."
+            )
+        return out
+    severity = rule.severity
+    raised = rule.min_total_to_escalate is not None and result.total >= rule.min_total_to_escalate
+    if raised:
+        severity = max_severity(severity, rule.escalate_severity)
+    summary = (
+        f"Incomplete NEWS2 set: {', '.join(result.missing)} missing; measure them now. The "
+        f"total {result.total} is a lower bound"
+        + (
+            f" and already >= {rule.min_total_to_escalate}: the full score may reach the "
+            "urgent threshold (5)."
+            if raised
+            else "."
+        )
+    )
+    out.fire(
+        rule,
+        severity,
+        summary,
+        {
+            "missing": list(result.missing),
+            "total_lower_bound": result.total,
+            "min_total_to_escalate": rule.min_total_to_escalate,
+        },
+    )
     return out
 
 
@@ -421,9 +491,8 @@ def _evaluate_observation(
             f"NEWS2 {result.total} is a lower bound: missing {', '.join(result.missing)}."
         )
     stale = ctx.last_observation_at is not None and obs.occurred_at < ctx.last_observation_at
-    out.extend(
-        _run(OBSERVATION_EVALUATORS, ruleset.enabled(), ObservationFacts(obs, ctx, result, ruleset))
-    )
+    facts = ObservationFacts(obs, ctx, result, ruleset, tuple(quarantined))
+    out.extend(_run(OBSERVATION_EVALUATORS, ruleset.enabled(), facts))
     if stale:
         new_ctx = cx.record_stale(ctx)
     else:
@@ -514,6 +583,7 @@ def _build(
     notes = list(out.notes)
     if escalate and ctx.palliative:
         notes.append(PALLIATIVE_NOTE)
+    notes.append(_decision_note(out, severity, escalate, stale, result))
     return Assessment(
         event_id=event_id,
         citizen_id=citizen_id,
@@ -536,6 +606,30 @@ def _build(
         treatment_limitations=list(ctx.treatment_limitations),
         notes=notes,
     )
+
+
+def _decision_note(
+    out: Outcome,
+    severity: Severity,
+    escalate: bool,
+    stale: bool,
+    result: news2.News2Score | None,
+) -> str:
+    """Why the assessment did or did not escalate, in one sentence (always present)."""
+    fired = [f"{f.reason.rule_id} ({f.severity})" for f in out.findings]
+    fired_ids = {f.reason.rule_id for f in out.findings}
+    quiet = [rule_id for rule_id in dict.fromkeys(out.evaluated) if rule_id not in fired_ids]
+    did_not = f" Did not fire: {', '.join(quiet)}." if quiet else ""
+    score = f" NEWS2 {result.total} ({result.urgency})." if result is not None else ""
+    if stale and fired:
+        return (
+            f"Decision: not paged - stale event; matched but suppressed: "
+            f"{', '.join(fired)}.{score}{did_not}"
+        )
+    if escalate:
+        return f"Decision: escalate {severity} because {', '.join(fired)}.{score}{did_not}"
+    below = f" (fired below medium: {', '.join(fired)})" if fired else ""
+    return f"Decision: no escalation - no rule asked for medium or more{below}.{score}{did_not}"
 
 
 def evaluate(

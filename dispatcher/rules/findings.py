@@ -24,6 +24,9 @@ class Outcome:
 
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Ids of the rules that were evaluated for the event (fired or not): the assessment names
+    # the ones that did not fire, so it always says why it did or did not escalate.
+    evaluated: list[str] = field(default_factory=list)
 
     def fire(self, rule: _Rule, severity: Severity, summary: str, inputs: dict[str, Any]) -> None:
         self.findings.append(
@@ -36,3 +39,4 @@ class Outcome:
     def extend(self, other: Outcome) -> None:
         self.findings.extend(other.findings)
         self.notes.extend(other.notes)
+        self.evaluated.extend(other.evaluated)

@@ -55,6 +55,7 @@ PARAMETERS: tuple[str, ...] = (
 
 Urgency = Literal[
     "routine monitoring",
+    "incomplete set",
     "ward-based response",
     "urgent ward-based response",
     "urgent response",
@@ -75,6 +76,11 @@ RESPONSE: dict[RiskBand, str] = {
 }
 # Chart 4, first row: an aggregate of 0.
 ROUTINE_RESPONSE = "Continue routine NEWS2 monitoring (NEWS2 0; at least 12-hourly)."
+# Not a chart row: 0 over an incomplete set is not an aggregate of 0 (see ``urgency_for``).
+INCOMPLETE_RESPONSE = (
+    "Not a NEWS2 of 0: parameters are missing, so routine monitoring cannot be concluded; "
+    "measure the missing parameters now and score the full set."
+)
 
 # Chart 2 ("clinical risk" -> "response") with chart 4's row for an aggregate of 0.
 URGENCY: dict[RiskBand, Urgency] = {
@@ -245,17 +251,22 @@ def risk_band(total: int, red_score: bool) -> RiskBand:
     return "low"
 
 
-def urgency_for(total: int, band: RiskBand) -> Urgency:
-    """Chart 2 response per band; chart 4: an aggregate of 0 is routine monitoring."""
+def urgency_for(total: int, band: RiskBand, complete: bool = True) -> Urgency:
+    """Chart 2 response per band; chart 4: an aggregate of 0 is routine monitoring.
+
+    0 over an incomplete set is no aggregate of 0 (a missing parameter is never normal), so it
+    says "incomplete set" instead of "routine monitoring". A total of 1 or more over an
+    incomplete set keeps its band: the response is at least that urgent.
+    """
     if total == 0:
-        return "routine monitoring"
+        return "routine monitoring" if complete else "incomplete set"
     return URGENCY[band]
 
 
-def response_for(total: int, band: RiskBand) -> str:
+def response_for(total: int, band: RiskBand, complete: bool = True) -> str:
     """Chart 4 clinical response text for the aggregate and band."""
     if total == 0:
-        return ROUTINE_RESPONSE
+        return ROUTINE_RESPONSE if complete else INCOMPLETE_RESPONSE
     return RESPONSE[band]
 
 
@@ -298,6 +309,6 @@ def score(vitals: Vitals, scale: Scale = 1) -> News2Score:
         red_score=red,
         risk=band,
         complete=not missing,
-        urgency=urgency_for(total, band),
-        response=response_for(total, band),
+        urgency=urgency_for(total, band, not missing),
+        response=response_for(total, band, not missing),
     )

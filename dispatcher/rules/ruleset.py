@@ -169,6 +169,25 @@ class NurseWorryRule(_Rule):
     severity: Severity
 
 
+class RemeasureRule(_Rule):
+    """Fires when a vital was sent but could not be scored (implausible, quarantined, or an
+    unusable value, dropped): the observing nurse must re-measure it now."""
+
+    kind: Literal["remeasure"]
+    severity: Severity
+
+
+class IncompleteSetRule(_Rule):
+    """Fires when NEWS2 parameters are missing: names them and asks for them (the total is a
+    lower bound). ``severity`` applies as is; ``min_total_to_escalate``, when set, raises it to
+    ``escalate_severity`` when even the lower bound is already that high."""
+
+    kind: Literal["news2_incomplete"]
+    severity: Severity
+    min_total_to_escalate: int | None = Field(default=None, ge=1, le=20)
+    escalate_severity: Severity = "medium"
+
+
 class News2TrendRule(_Rule):
     """Fires when NEWS2 rose by >= ``min_rise`` against the previous one within the window."""
 
@@ -302,6 +321,8 @@ Rule = Annotated[
     | PostDischargeNews2Rule
     | ConsciousnessRule
     | NurseWorryRule
+    | RemeasureRule
+    | IncompleteSetRule
     | News2TrendRule
     | FallRule
     | SustainedSensorRule

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_factories import NOW, discharge, observation
 
 from dispatcher.contract.events import NurseObservation
@@ -353,3 +355,114 @@ class TestNumbersAsDevicesSendThem:
         assert a.news2.subscores["pulse"] == 3
         assert a.escalate
         assert any(n.startswith("Dropped") and "spo2" in n for n in a.notes)
+
+
+class TestNeverSilent:
+    """Issue 12 item 3: an implausible or unusable vital prompts a re-measurement (medium, a
+    person acts); an incomplete set names what is missing and asks for it; every assessment
+    says why it did or did not escalate."""
+
+    @pytest.mark.parametrize("spo2", [120, 30])
+    def test_quarantined_spo2_with_normal_set_prompts_remeasure(self, spo2: int) -> None:
+        """SpO2 120 or 30 (outside 50-100) with every other vital normal escalates medium to
+        the district nurses with "re-measure now", never "routine monitoring"."""
+        a, ctx = evaluate(observation(spo2=spo2), None, NOW, RS)
+        assert a.escalate
+        assert a.severity == "medium"
+        assert fired(a) == {"observation.remeasure", "news2.incomplete"}  # incomplete: low
+        reason = next(r for r in a.reasons if r.rule_id == "observation.remeasure")
+        assert reason.inputs["fields"] == ["spo2"]
+        assert reason.inputs["observer"] == "nurse-031"
+        assert "Re-measure now" in reason.summary
+        assert a.news2_urgency == "incomplete set"
+        assert a.news2_urgency != "routine monitoring"
+        assert first_route(a, ctx).tier == "nurse"
+
+    def test_plausible_edges_do_not_prompt(self) -> None:
+        """SpO2 50 and 100 are plausible (the limits are inclusive): scored, no re-measure."""
+        for spo2 in (50, 100):
+            a, _ = evaluate(observation(spo2=spo2), None, NOW, RS)
+            assert "observation.remeasure" not in fired(a)
+            assert a.quarantined == []
+
+    def test_dropped_vital_prompts_remeasure(self) -> None:
+        """An unusable value (dropped) is re-measured like an implausible one."""
+        body = {**observation().model_dump(mode="json"), "pulse": "fast"}
+        a, _ = evaluate(NurseObservation.model_validate(body), None, NOW, RS)
+        assert "observation.remeasure" in fired(a)
+        reason = next(r for r in a.reasons if r.rule_id == "observation.remeasure")
+        assert reason.inputs["fields"] == ["pulse"]
+
+    def test_incomplete_set_names_missing_and_asks_without_paging(self) -> None:
+        """Temperature and systolic missing, the rest normal: news2.incomplete names them at low
+        severity (no page), the urgency is "incomplete set", not routine monitoring."""
+        a, _ = evaluate(observation(temperature=None, systolic_bp=None), None, NOW, RS)
+        assert not a.escalate
+        assert fired(a) == {"news2.incomplete"}
+        reason = a.reasons[0]
+        assert reason.inputs["missing"] == ["systolic_bp", "temperature"]
+        assert "measure them now" in reason.summary
+        assert a.news2_urgency == "incomplete set"
+
+    @pytest.mark.parametrize(("rate", "escalates"), [(22, False), (26, True)])
+    def test_incomplete_lower_bound_edge(self, rate: int, escalates: bool) -> None:
+        """Lower bound 2 (RR 22) stays low; 3 (RR 26, also a red score) raises the request to
+        medium at least: the full score may reach 5."""
+        a, _ = evaluate(
+            observation(respiration_rate=rate, temperature=None, systolic_bp=None), None, NOW, RS
+        )
+        incomplete = next(r for r in a.reasons if r.rule_id == "news2.incomplete")
+        assert incomplete.inputs["total_lower_bound"] == (2 if rate == 22 else 3)
+        assert a.escalate == escalates
+
+    def test_incomplete_lower_bound_three_without_red_escalates_medium(self) -> None:
+        """RR 22 (2) + temperature 38.5 (1) = 3 with SpO2 missing: medium, complete the set."""
+        a, _ = evaluate(
+            observation(respiration_rate=22, temperature=38.5, spo2=None), None, NOW, RS
+        )
+        assert a.severity == "medium"
+        assert fired(a) == {"news2.incomplete"}
+
+    def test_complete_set_fires_no_incomplete_rule(self) -> None:
+        """A full set never fires news2.incomplete."""
+        a, _ = evaluate(observation(), None, NOW, RS)
+        assert "news2.incomplete" not in fired(a)
+
+    def test_decision_note_for_no_escalation_names_the_quiet_rules(self) -> None:
+        """A normal set says it did not escalate and which rules were evaluated but quiet."""
+        a, _ = evaluate(observation(), None, NOW, RS)
+        [decision] = [n for n in a.notes if n.startswith("Decision:")]
+        assert decision.startswith("Decision: no escalation")
+        assert "Did not fire:" in decision
+        for rule_id in ("news2.high", "consciousness.reduced", "nurse.worry", "news2.trend"):
+            assert rule_id in decision
+
+    def test_decision_note_for_escalation_names_the_rules(self) -> None:
+        """An escalation says its severity and the rules (with their severities) behind it."""
+        a, _ = evaluate(observation(pulse=135, worried=True), None, NOW, RS)
+        [decision] = [n for n in a.notes if n.startswith("Decision:")]
+        assert decision.startswith("Decision: escalate high because")
+        assert "news2.red_score (high)" in decision
+        assert "nurse.worry (medium)" in decision
+
+    @given(
+        rate=st.none() | st.integers(0, 60),
+        spo2=st.none() | st.integers(0, 130),
+        pulse=st.none() | st.integers(0, 400),
+        worried=st.booleans(),
+    )
+    @settings(max_examples=60, deadline=None)
+    def test_every_assessment_says_why(
+        self, rate: int | None, spo2: int | None, pulse: int | None, worried: bool
+    ) -> None:
+        """Whatever the vitals, there is exactly one decision note and it matches the
+        decision; a quarantined vital always escalates at least medium."""
+        obs = observation(respiration_rate=rate, spo2=spo2, pulse=pulse, worried=worried)
+        a, _ = evaluate(obs, None, NOW, RS)
+        [decision] = [n for n in a.notes if n.startswith("Decision:")]
+        assert decision.startswith("Decision: escalate") == a.escalate
+        if a.quarantined:
+            assert SEVERITY_RANK[a.severity] >= SEVERITY_RANK["medium"]
+        assert a.news2_urgency != "routine monitoring" or (
+            a.news2 is not None and not a.news2.missing
+        )

@@ -389,3 +389,34 @@ class TestChartResolutionRounding:
         """Rounding never moves a value by more than half the chart's resolution."""
         for name, step in news2.CHART_RESOLUTION.items():
             assert abs(news2.to_chart_resolution(name, float(value)) - value) <= step / 2
+
+
+class TestIncompleteSetIsNotRoutine:
+    """Issue 12 item 3: 0 over an incomplete set is not an aggregate of 0."""
+
+    def test_empty_set_is_incomplete_not_routine(self) -> None:
+        """No parameter at all: "incomplete set", never routine monitoring."""
+        result = news2.score(news2.Vitals())
+        assert result.total == 0
+        assert result.urgency == "incomplete set"
+        assert "missing" in result.response
+
+    def test_zero_over_six_parameters_is_incomplete(self) -> None:
+        """Six normal parameters and one missing: still not routine monitoring."""
+        result = news2.score(
+            news2.Vitals(
+                respiration_rate=16,
+                spo2=97,
+                on_oxygen=False,
+                systolic_bp=125,
+                pulse=72,
+                consciousness="A",
+            )
+        )
+        assert result.missing == ("temperature",)
+        assert result.urgency == "incomplete set"
+
+    def test_nonzero_incomplete_keeps_its_band(self) -> None:
+        """A lower bound of 1 or more keeps the chart-2 response (at least that urgent)."""
+        assert news2.urgency_for(2, "low", complete=False) == "ward-based response"
+        assert news2.urgency_for(0, "low", complete=True) == "routine monitoring"

@@ -177,7 +177,7 @@ SCENARIOS: list[Scenario] = [
         events=(raw_observation(pulse="fast", respiration_rate=26),),
         severity="high",
         tier="nurse",
-        rules=frozenset({"news2.red_score"}),
+        rules=frozenset({"news2.red_score", "observation.remeasure", "news2.incomplete"}),
         notes_contain=("Dropped", "pulse"),
     ),
     Scenario(
@@ -187,6 +187,39 @@ SCENARIOS: list[Scenario] = [
         tier=None,
         rules=frozenset(),
         notes_contain=("temperature 38.05 -> 38.1",),
+    ),
+    # --- issue 12 item 3: never silent ---------------------------------------------------------
+    Scenario(
+        name="SpO2 120 with an otherwise normal set: re-measure now (medium), not routine",
+        events=(observation(spo2=120),),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"observation.remeasure", "news2.incomplete"}),
+        notes_contain=("Quarantined", "Decision: escalate medium"),
+        extra={"news2_urgency": "incomplete set"},
+    ),
+    Scenario(
+        name="only SpO2 and pulse measured, both normal: asks for the other five, no page",
+        events=(
+            observation(
+                respiration_rate=None,
+                on_oxygen=None,
+                systolic_bp=None,
+                consciousness=None,
+                temperature=None,
+            ),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset({"news2.incomplete"}),
+        notes_contain=("Decision: no escalation",),
+    ),
+    Scenario(
+        name="RR 22 and temperature 38.5 with SpO2 missing: lower bound 3, complete the set",
+        events=(observation(respiration_rate=22, temperature=38.5, spo2=None),),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"news2.incomplete"}),
     ),
 ]
 
