@@ -2,24 +2,31 @@
 
 The broker is the embedded Tansu unless ``DISPATCHER_KAFKA_BOOTSTRAP`` names one; PostgreSQL is
 the embedded pgserver unless ``DISPATCHER_DATABASE_URL`` names one. Nothing here is a mock.
+
+One PostgreSQL serves the session: tests that need a database of their own (the API, webhook
+delivery) get a fresh migrated *schema* on it (``schema_dsn``, ``pool``), not another server.
+Only fault tests that stop or freeze PostgreSQL start their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from dispatcher.config import Settings
 from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
-from dispatcher.devstack.stack import Stack, WorkerProcess, seed_roster_text
+from dispatcher.devstack.stack import Stack, WorkerProcess, apply_migrations, seed_roster_text
+from dispatcher.store import db as store_db
 
 PARTITIONS = 4
 
@@ -45,6 +52,41 @@ def stack(run_dir: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+def _with_search_path(dsn: str, schema: str) -> str:
+    parts = urlsplit(dsn)
+    query = [*parse_qsl(parts.query), ("search_path", schema)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    async with store_db.connection(dsn) as conn:
+        await conn.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def schema_dsn(stack: Stack) -> Iterator[str]:
+    """A fresh schema with every migration applied, on the session's PostgreSQL; dropped after
+    the module. Its DSN pins ``search_path``, so the module's tables are its own."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    scoped = _with_search_path(stack.dsn, schema)
+    asyncio.run(_execute(stack.dsn, f'CREATE SCHEMA "{schema}"'))
+    try:
+        asyncio.run(apply_migrations(scoped))
+        yield scoped
+    finally:
+        asyncio.run(_execute(stack.dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture
+async def pool(schema_dsn: str) -> AsyncIterator[store_db.Pool]:
+    """A small pool on the module's schema."""
+    p = await store_db.create_pool(schema_dsn, min_size=1, max_size=8)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture
@@ -135,11 +177,9 @@ def dead_letters(stack: Stack) -> Iterator[TopicReader]:
 def wait_audited(stack: Stack, event_id: str, timeout_s: float = 30.0) -> str:
     """Block until the event has its audit row; return the outcome (cross-topic order is
     not guaranteed by Kafka, so a test that needs a discharge applied first waits for it)."""
-    import asyncio
 
     async def _wait() -> str:
-        conn = await asyncpg.connect(stack.dsn)
-        try:
+        async with store_db.connection(stack.dsn) as conn:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 outcome = await conn.fetchval(
@@ -149,16 +189,12 @@ def wait_audited(stack: Stack, event_id: str, timeout_s: float = 30.0) -> str:
                     return str(outcome)
                 await asyncio.sleep(0.1)
             raise TimeoutError(f"event {event_id} not audited after {timeout_s}s")
-        finally:
-            await conn.close()
 
     return asyncio.run(_wait())
 
 
 @pytest.fixture
-async def db(stack: Stack) -> Any:
-    conn = await asyncpg.connect(stack.dsn)
-    try:
+async def db(stack: Stack) -> AsyncIterator[store_db.Connection]:
+    """A connection to the session stack's own schema (the worker's tables)."""
+    async with store_db.connection(stack.dsn) as conn:
         yield conn
-    finally:
-        await conn.close()

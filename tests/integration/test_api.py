@@ -7,18 +7,12 @@ shared database.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import os
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import orjson
 import pytest
 import yaml
@@ -29,38 +23,12 @@ from dispatcher.api import auth as tokens
 from dispatcher.api.app import create_api
 from dispatcher.cases.lifecycle import Case
 from dispatcher.contract.vocab import CaseState
-from dispatcher.devstack.embedded import EmbeddedPostgres
-from dispatcher.devstack.stack import apply_migrations, seed_roster_text
+from dispatcher.devstack.stack import seed_roster_text
 from dispatcher.routing.router import Target
 from dispatcher.store import cases as store
+from dispatcher.store.db import Pool
 
 Client = TestClient  # type: ignore[type-arg]
-
-
-@pytest.fixture(scope="module")
-def dsn() -> Iterator[str]:
-    env = os.environ.get("DISPATCHER_DATABASE_URL")
-    if env:
-        asyncio.run(apply_migrations(env))
-        yield env
-        return
-    base = Path(tempfile.mkdtemp(prefix="dsp-", dir="/tmp"))  # short path: unix socket limit
-    pg = EmbeddedPostgres.start(base / "pg")
-    try:
-        asyncio.run(apply_migrations(pg.dsn))
-        yield pg.dsn
-    finally:
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture
@@ -69,7 +37,7 @@ def roster_changes() -> list[int]:
 
 
 @pytest.fixture
-async def client(pool: asyncpg.Pool, roster_changes: list[int]) -> AsyncIterator[Client]:
+async def client(pool: Pool, roster_changes: list[int]) -> AsyncIterator[Client]:
     async def hook() -> None:
         roster_changes.append(await store.roster_version(pool))
 
@@ -95,7 +63,7 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def make_case(
-    pool: asyncpg.Pool,
+    pool: Pool,
     team_id: str,
     citizen_id: str | None = None,
     opened_at: datetime | None = None,
@@ -126,7 +94,7 @@ async def make_case(
     return case
 
 
-async def add_delivery(pool: asyncpg.Pool, case: Case, page_seq: int = 1) -> UUID:
+async def add_delivery(pool: Pool, case: Case, page_seq: int = 1) -> UUID:
     """A pending webhook delivery with one failed attempt, as the delivery loop leaves it."""
     delivery_id = uuid4()
     now = datetime.now(UTC)
@@ -160,11 +128,11 @@ def webhook_of(roster_response: dict[str, Any], team_id: str) -> dict[str, Any]:
     return hook
 
 
-async def member(pool: asyncpg.Pool, team_id: str, actor: str = "rn-api-01") -> str:
+async def member(pool: Pool, team_id: str, actor: str = "rn-api-01") -> str:
     return await tokens.create(pool, actor, team_id)
 
 
-async def admin(pool: asyncpg.Pool, actor: str = "ops-admin-01") -> str:
+async def admin(pool: Pool, actor: str = "ops-admin-01") -> str:
     return await tokens.create(pool, actor, admin=True)
 
 
@@ -175,7 +143,7 @@ async def admin(pool: asyncpg.Pool, actor: str = "ops-admin-01") -> str:
 
 class TestAuthentication:
     async def test_missing_unknown_and_revoked_tokens_are_401_and_errors_are_json(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """No token, an unknown token and a revoked token are all refused with a JSON 401, and
         router errors (404, 405) use the same JSON error shape."""
@@ -218,7 +186,7 @@ class TestAuthentication:
 
 class TestListing:
     async def test_member_sees_only_own_team_and_cannot_list_another(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """A member's list holds only their team's cases; asking for another team is 403."""
         mine, theirs = new_team(), new_team()
@@ -251,9 +219,7 @@ class TestListing:
         )
         assert [c["case_id"] for c in (await as_admin.json())["cases"]] == [str(other.case_id)]
 
-    async def test_state_filter_and_paging_newest_first(
-        self, client: Client, pool: asyncpg.Pool
-    ) -> None:
+    async def test_state_filter_and_paging_newest_first(self, client: Client, pool: Pool) -> None:
         """``open`` hides resolved cases, ``all`` shows them, and cursor paging walks newest
         first without repeats or gaps."""
         team = new_team()
@@ -305,7 +271,7 @@ class TestListing:
 
 class TestCaseActions:
     async def test_ack_changes_state_audits_actor_and_cancels_pending_deliveries(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """Acknowledging moves the case to acknowledged, records the token's actor in
         case_events, cancels the pending webhook delivery, and a second ack changes nothing."""
@@ -347,7 +313,7 @@ class TestCaseActions:
         assert n_events == 2
 
     async def test_other_team_is_refused_for_detail_ack_and_resolve(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """A member of another team gets 403 on detail, ack and resolve; the case is untouched."""
         case = await make_case(pool, new_team())
@@ -375,7 +341,7 @@ class TestCaseActions:
         assert (await malformed.json())["error"]["field"] == "case_id"
 
     async def test_resolve_validates_outcome_and_refuses_twice(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """A bad outcome is a 400 naming "outcome"; resolving works once, then 409; the note is
         kept in the case history but never written to the log."""
@@ -420,7 +386,7 @@ class TestCaseActions:
         assert ack_after.status == 409
 
     async def test_detail_has_history_escalations_and_delivery_attempts(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """The detail view joins the escalation payload (reasons, NEWS2) and each delivery's
         attempts to the case and its history."""
@@ -491,7 +457,7 @@ class TestCaseActions:
 
 
 class TestSilences:
-    async def test_create_list_expire_with_author(self, client: Client, pool: asyncpg.Pool) -> None:
+    async def test_create_list_expire_with_author(self, client: Client, pool: Pool) -> None:
         """A member silences a citizen of their team (author = token actor), sees it listed,
         expires it, and it drops out of the active list but stays in ``state=all``."""
         team = new_team()
@@ -557,7 +523,7 @@ class TestSilences:
             assert await store.active_silences(conn, case.citizen_id, datetime.now(UTC)) == []
 
     async def test_members_silence_only_their_citizens_and_windows_are_checked(
-        self, client: Client, pool: asyncpg.Pool
+        self, client: Client, pool: Pool
     ) -> None:
         """Another team's citizen is 403 for a member but fine for an admin; a window that ends
         before it starts, runs past 7 days, or is given twice is a 400 naming ends_at."""
@@ -617,7 +583,7 @@ class TestSilences:
 
 class TestRoster:
     async def test_admin_replaces_roster_member_refused_errors_name_the_field(
-        self, client: Client, pool: asyncpg.Pool, roster_changes: list[int]
+        self, client: Client, pool: Pool, roster_changes: list[int]
     ) -> None:
         """An admin PUT (YAML or JSON) stores a new version and fires the hook; an invalid
         roster is a 400 naming the field; a member PUT is 403; members see secrets redacted."""

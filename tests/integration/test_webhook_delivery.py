@@ -9,20 +9,14 @@ sender's timeouts are real (and short).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import orjson
 import pytest
 from aiohttp import web
@@ -36,8 +30,6 @@ from dispatcher.cases.lifecycle import (
 )
 from dispatcher.cases.manager import CaseManager
 from dispatcher.cases.pages import Page, page_id_for
-from dispatcher.devstack.embedded import EmbeddedPostgres
-from dispatcher.devstack.stack import apply_migrations
 from dispatcher.notify.backoff import BackoffPolicy
 from dispatcher.notify.delivery import DeliveryWorker, roster_secrets
 from dispatcher.notify.signing import (
@@ -50,6 +42,7 @@ from dispatcher.notify.webhook import WebhookSender
 from dispatcher.routing.roster import Channels, Roster, Team, Tier, Webhook
 from dispatcher.routing.router import Target
 from dispatcher.store import cases as store
+from dispatcher.store.db import Pool, Record, create_pool
 
 TABLES = (
     "delivery_attempts, deliveries, case_events, case_escalations, cases, outbox, "
@@ -67,58 +60,10 @@ WAIT_S = 5.0
 # --- database ------------------------------------------------------------------------------
 
 
-def _with_search_path(dsn: str, schema: str) -> str:
-    parts = urlsplit(dsn)
-    query = [*parse_qsl(parts.query), ("search_path", schema)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-async def _create_schema(base: str, schema: str, dsn: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
-    await apply_migrations(dsn)
-
-
-async def _drop_schema(base: str, schema: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def dsn() -> Iterator[str]:
-    """A migrated fresh schema on the embedded PostgreSQL (or DISPATCHER_DATABASE_URL)."""
-    external = os.environ.get("DISPATCHER_DATABASE_URL")
-    pg: EmbeddedPostgres | None = None
-    data_dir: Path | None = None
-    if external:
-        base = external
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="dsp-", dir="/tmp"))  # short: socket path
-        pg = EmbeddedPostgres.start(data_dir / "pg")
-        base = pg.dsn
-    schema = f"notify_{uuid.uuid4().hex[:10]}"
-    scoped = _with_search_path(base, schema)
-    try:
-        asyncio.run(_create_schema(base, schema, scoped))
-        yield scoped
-    finally:
-        asyncio.run(_drop_schema(base, schema))
-        if pg is not None:
-            pg.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-
 @pytest.fixture
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
-    assert p is not None
+async def pool(schema_dsn: str) -> AsyncIterator[Pool]:
+    """The module's schema on the session PostgreSQL, emptied for each test."""
+    p = await create_pool(schema_dsn, min_size=1, max_size=8)
     await p.execute(f"TRUNCATE {TABLES} CASCADE")
     try:
         yield p
@@ -247,7 +192,7 @@ def make_roster(rec: Receiver) -> Roster:
 
 
 @pytest.fixture
-async def roster(pool: asyncpg.Pool, receiver: Receiver) -> Roster:
+async def roster(pool: Pool, receiver: Receiver) -> Roster:
     r = make_roster(receiver)
     async with pool.acquire() as conn, conn.transaction():
         await store.store_roster(conn, r)
@@ -255,7 +200,7 @@ async def roster(pool: asyncpg.Pool, receiver: Receiver) -> Roster:
 
 
 async def open_case(
-    pool: asyncpg.Pool,
+    pool: Pool,
     roster: Roster,
     clock: FakeClock,
     team_id: str = "nurse-a",
@@ -296,7 +241,7 @@ async def _noop_relay() -> None:
 
 @dataclass
 class Harness:
-    pool: asyncpg.Pool
+    pool: Pool
     clock: FakeClock
     roster: Roster
     manager: CaseManager
@@ -326,7 +271,7 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(pool: asyncpg.Pool, clock: FakeClock, roster: Roster) -> AsyncIterator[Harness]:
+async def harness(pool: Pool, clock: FakeClock, roster: Roster) -> AsyncIterator[Harness]:
     h = Harness(pool, clock, roster, CaseManager(pool, relay=_noop_relay, clock=clock))
     try:
         yield h
@@ -335,7 +280,7 @@ async def harness(pool: asyncpg.Pool, clock: FakeClock, roster: Roster) -> Async
             await s.aclose()
 
 
-async def delivery_of(pool: asyncpg.Pool, case_id: uuid.UUID, page_seq: int = 1) -> asyncpg.Record:
+async def delivery_of(pool: Pool, case_id: uuid.UUID, page_seq: int = 1) -> Record:
     row = await pool.fetchrow(
         "SELECT * FROM deliveries WHERE case_id = $1 AND page_seq = $2", case_id, page_seq
     )
@@ -343,7 +288,7 @@ async def delivery_of(pool: asyncpg.Pool, case_id: uuid.UUID, page_seq: int = 1)
     return row
 
 
-async def attempts_of(pool: asyncpg.Pool, delivery_id: uuid.UUID) -> list[asyncpg.Record]:
+async def attempts_of(pool: Pool, delivery_id: uuid.UUID) -> list[Record]:
     return list(
         await pool.fetch(
             "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id",
