@@ -14,6 +14,7 @@ from types import FrameType
 from dispatcher.cli import ops as cli_ops
 from dispatcher.cli import rules as cli_rules
 from dispatcher.config import Settings
+from dispatcher.errors import ConfigError
 from dispatcher.observability.logging import configure_logging
 
 REPO_SCHEMAS = Path("schemas")
@@ -52,8 +53,6 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
     up, a child that dies is reported and restarted with backoff (``devstack/supervisor.py``)."""
     from dispatcher.devstack.stack import Stack, seed_roster_text
     from dispatcher.devstack.supervisor import Supervisor
-    from dispatcher.errors import ConfigError
-
     settings = Settings.from_env()
     stop = threading.Event()
     _install_stop_handlers(stop)
@@ -210,7 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A configuration error (a missing or invalid ``DISPATCHER_*`` setting)
+    ends it with one line on stderr and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"dispatcher {args.command}: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("up", "demo"):
         settings = Settings.from_env()
         configure_logging("console", settings.log_level)
