@@ -19,10 +19,12 @@ import faust
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS
 from dispatcher.store import db
 from dispatcher.streams.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+CONSUMED_TOPICS = frozenset({*INPUT_TOPICS, ESCALATIONS})
 
 
 @dataclass
@@ -65,7 +67,12 @@ def install(app: faust.App, runtime: Runtime, probes: Probes) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        # Only our own topics: faust also assigns its internal ones (the leader topic, ...).
+        assigned = sorted(
+            f"{tp.topic}:{tp.partition}"
+            for tp in app.consumer.assignment()
+            if tp.topic in CONSUMED_TOPICS
+        )
         consuming = bool(assigned) and not app.rebalancing
         unreachable = probes.stale()
         healthy = consuming and not unreachable

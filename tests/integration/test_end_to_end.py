@@ -12,7 +12,7 @@ import pytest
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 from dispatcher.devstack.stack import Stack, WorkerProcess, healthz
 from tests import helpers
-from tests.integration.conftest import Publish, TopicReader, wait_audited
+from tests.integration.conftest import PARTITIONS, Publish, TopicReader, wait_audited
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -22,12 +22,16 @@ def for_citizen(cid: str) -> Any:
 
 
 class TestHealth:
-    def test_healthz_reports_consuming(self, worker: WorkerProcess) -> None:
-        """A running worker with assigned partitions answers 200 with consuming=true."""
+    def test_healthz_reports_consuming(self, stack: Stack, worker: WorkerProcess) -> None:
+        """A running worker with assigned partitions answers 200 with consuming=true, and
+        counts only our four consumed topics' partitions, not faust's internal topics."""
         status, body = healthz(worker.web_port)
         assert status == 200
         assert body["consuming"] is True
-        assert int(str(body["assigned_partitions"])) > 0
+        assigned = int(str(body["assigned_partitions"]))
+        assert 0 < assigned <= 4 * PARTITIONS
+        if [w for w in stack.workers if w.alive()] == [worker]:
+            assert assigned == 4 * PARTITIONS  # three inputs + acute.escalations, all its own
 
 
 class TestNurseObservationEscalates:
