@@ -142,6 +142,7 @@ class SensorKind(StrEnum):
     RESPIRATION_RATE = "respiration_rate"
     WEIGHT = "weight"
     FALL = "fall"
+    BLOOD_GLUCOSE = "blood_glucose"  # capillary or CGM glucose, mmol/L
 
 
 # Accepted units per kind (UCUM first, then common device spellings).
@@ -154,6 +155,7 @@ SENSOR_UNITS: dict[SensorKind, frozenset[str]] = {
     SensorKind.RESPIRATION_RATE: frozenset({"/min", "breaths/min"}),
     SensorKind.WEIGHT: frozenset({"kg"}),
     SensorKind.FALL: frozenset({"1", "event"}),
+    SensorKind.BLOOD_GLUCOSE: frozenset({"mmol/L"}),
 }
 
 

@@ -67,6 +67,7 @@ from dispatcher.rules.ruleset import (
     Rule,
     RuleSet,
     SensorSilenceRule,
+    SpotCheckRule,
     SustainedSensorRule,
     WeightGainRule,
     default_ruleset,
@@ -208,10 +209,11 @@ Evaluator = Callable[[Any, F], Outcome]
 OBSERVATION_EVALUATORS: dict[str, Evaluator[ObservationFacts]] = {}
 SENSOR_EVALUATORS: dict[str, Evaluator[SensorFacts]] = {}
 TIMER_EVALUATORS: dict[str, Evaluator[TimerFacts]] = {}
-# Sustained sensor rules are stateful time windows: ``windows.observe`` folds each reading into
-# the kind's bounded episode summary and decides in the same step (issue 12 item 1).
+# Sustained and spot-check sensor rules are stateful: ``windows.observe`` folds each reading into
+# the kind's bounded summary (episodes, breach days) and decides in the same step (issue 12
+# items 1 and 2).
 ENGINE_KINDS: frozenset[str] = frozenset(
-    {rule_kind(PlausibilityRule), rule_kind(SustainedSensorRule)}
+    {rule_kind(PlausibilityRule), rule_kind(SustainedSensorRule), rule_kind(SpotCheckRule)}
 )
 
 
@@ -535,6 +537,8 @@ def _evaluate_sensor(
         out.extend(_run(SENSOR_EVALUATORS, for_record, SensorFacts(reading, ctx, ruleset)))
         return cx.record_stale(ctx), out, [], True
     h = ruleset.history
+    # Windowed rules first: they compare with the previous reading, still ctx.latest(kind).
+    ctx, windowed = windows.observe(ctx, reading, ruleset)
     new_ctx = cx.record_reading(
         ctx,
         reading.kind,
@@ -544,7 +548,6 @@ def _evaluate_sensor(
         weights=h.weights,
         weight_days=h.weight_days,
     )
-    new_ctx, windowed = windows.observe(new_ctx, reading, ruleset)
     out.extend(windowed)
     out.extend(_run(SENSOR_EVALUATORS, ruleset.enabled(), SensorFacts(reading, new_ctx, ruleset)))
     return new_ctx, out, [], False

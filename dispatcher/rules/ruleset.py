@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dispatcher.contract.events import SensorKind
+from dispatcher.contract.events import DeviceProfile, SensorKind
 from dispatcher.contract.vocab import Severity
 from dispatcher.errors import PermanentError
 
@@ -38,6 +38,7 @@ VITAL_SENSOR_KINDS: tuple[SensorKind, ...] = (
     SensorKind.DIASTOLIC_BP,
     SensorKind.TEMPERATURE,
     SensorKind.RESPIRATION_RATE,
+    SensorKind.BLOOD_GLUCOSE,
 )
 DEFAULT_RULESET_RESOURCE = ("rulesets", "default.yaml")
 
@@ -62,7 +63,7 @@ class ContextSettings(_Strict):
 class HistoryLimits(_Strict):
     """Bounds on the recent history kept per citizen (memory: well under 5 KB serialized)."""
 
-    readings_per_kind: int = Field(ge=2, le=10, description="Last N readings per vital kind.")
+    readings_per_kind: int = Field(ge=1, le=10, description="Last N readings per vital kind.")
     weights: int = Field(ge=2, le=21, description="Last N weights.")
     weight_days: float = Field(gt=0, le=21, description="Weights older than this are dropped.")
     news2_entries: int = Field(ge=2, le=10, description="Last N NEWS2 totals.")
@@ -107,6 +108,10 @@ class PlausibleLimits(_Strict):
     diastolic_bp: Range
     temperature: Range
     weight: Range
+    blood_glucose: Range = Field(
+        default_factory=lambda: Range(min=0.5, max=60.0),
+        description="mmol/L; outside is a meter or entry fault.",
+    )
 
     def for_field(self, name: str) -> Range | None:
         value = getattr(self, name, None)
@@ -291,6 +296,65 @@ class SustainedSensorRule(_Rule):
         return "at_or_below", self.at_or_below
 
 
+Comparison = Literal["below", "at_or_below", "above", "at_or_above"]
+
+
+class SpotCheckRule(_Rule):
+    """A single spot-check reading beyond a limit (``min_days`` 1), or readings beyond it on
+    ``min_days`` separate calendar days within ``within_days`` (repeated breaches).
+
+    Applies to readings whose device profile is in ``profiles`` (default: spot checks only;
+    continuous devices are debounced by the sustained rules). Exactly one of ``below``,
+    ``at_or_below``, ``above``, ``at_or_above`` is set; ``at_or_below_scale2`` replaces
+    ``at_or_below`` for citizens on NEWS2 SpO2 scale 2 (documented hypercapnic failure). A
+    single-reading rule does not page again while consecutive readings of the kind stay beyond
+    the limit within ``repage_hours``; a repeat rule pages once per ``within_days``.
+    """
+
+    kind: Literal["sensor_spot_check"]
+    sensor: SensorKind
+    below: float | None = None
+    at_or_below: float | None = None
+    above: float | None = None
+    at_or_above: float | None = None
+    at_or_below_scale2: float | None = None
+    min_days: int = Field(default=1, ge=1, le=7)
+    within_days: float = Field(default=7, gt=0, le=14)
+    repage_hours: float = Field(default=4, ge=0, le=72)
+    profiles: list[DeviceProfile] = Field(
+        default_factory=lambda: [DeviceProfile.SPOT_CHECK], min_length=1
+    )
+    severity: Severity
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> SpotCheckRule:
+        set_ = [
+            n
+            for n in ("below", "at_or_below", "above", "at_or_above")
+            if getattr(self, n) is not None
+        ]
+        if len(set_) != 1:
+            raise ValueError("set exactly one of below, at_or_below, above and at_or_above")
+        if self.sensor not in VITAL_SENSOR_KINDS:
+            raise ValueError(f"sensor must be a measured kind, not {self.sensor.value!r}")
+        if self.at_or_below_scale2 is not None and (
+            self.sensor != SensorKind.SPO2 or self.at_or_below is None
+        ):
+            raise ValueError("at_or_below_scale2 applies to an spo2 at_or_below rule only")
+        if self.min_days > 1 and self.within_days < self.min_days - 1:
+            raise ValueError("within_days too short to hold min_days separate days")
+        return self
+
+    def limit(self, scale: int) -> tuple[Comparison, float]:
+        if scale == 2 and self.at_or_below_scale2 is not None:
+            return "at_or_below", self.at_or_below_scale2
+        for name in ("below", "at_or_below", "above", "at_or_above"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        raise AssertionError("validated: one limit is set")  # pragma: no cover
+
+
 class WeightGainRule(_Rule):
     """Fires when weight rose by >= ``min_gain_kg`` within ``within_days`` (heart failure)."""
 
@@ -326,6 +390,7 @@ Rule = Annotated[
     | News2TrendRule
     | FallRule
     | SustainedSensorRule
+    | SpotCheckRule
     | WeightGainRule
     | SensorSilenceRule,
     Field(discriminator="kind"),

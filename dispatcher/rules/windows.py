@@ -5,8 +5,8 @@ day. A rule that looks at "the last N readings" cannot serve both: at one cadenc
 never span the required minutes (SpO2 80 % for 39 minutes never paged), at another every
 reading escalates. Instead each citizen's context keeps, per sensor kind, a ``KindSummary``:
 
-* the newest reading (``last_at``, ``last_value``) and the device profile (continuous or spot
-  check, see below);
+* the device profile of the newest reading (continuous or spot check, see below; the newest
+  reading itself is ``CitizenContext.latest(kind)``, not stored twice);
 * per sustained rule with an open breach, a ``BreachEpisode``: when it started, how many
   readings breached, the worst value, which level was already escalated, and for each
   ``worse`` level the start of its own run (the newest value and time are the summary's: an
@@ -42,20 +42,35 @@ Pure: no clock, no I/O; times are the readings' ``occurred_at``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from dispatcher.contract.events import DeviceProfile, SensorKind, SensorReading
 from dispatcher.contract.vocab import Severity
 from dispatcher.rules.findings import Outcome
-from dispatcher.rules.ruleset import RuleSet, SensorProfiles, SustainedSensorRule
+from dispatcher.rules.ruleset import (
+    Comparison,
+    RuleSet,
+    SensorProfiles,
+    SpotCheckRule,
+    SustainedSensorRule,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - import for annotations only (context imports us)
-    from dispatcher.rules.context import CitizenContext
+    from dispatcher.rules.context import CitizenContext, Sample
 
 Direction = Literal["at_or_below", "at_or_above"]
+
+
+def _to_second(at: datetime) -> datetime:
+    """Stored times are whole seconds in UTC (sub-second precision has no clinical meaning and
+    would cost 7 bytes per time in the bounded context)."""
+    return at.astimezone(UTC).replace(microsecond=0)
+
+
+Second = Annotated[AwareDatetime, AfterValidator(_to_second)]
 
 
 class _Frozen(BaseModel):
@@ -65,7 +80,7 @@ class _Frozen(BaseModel):
 class LevelRun(_Frozen):
     """The current run of readings beyond one ``worse`` level inside an episode."""
 
-    start_at: AwareDatetime
+    start_at: Second
     count: int = Field(ge=1)
 
 
@@ -73,34 +88,42 @@ class BreachEpisode(_Frozen):
     """An open breach of one sustained rule: bounded, whatever the number of readings.
 
     An open episode always includes the kind's newest reading (a reading that does not breach
-    ends it), so its newest time and value are the summary's ``last_at`` / ``last_value``.
+    ends it), so its newest time and value are those of ``CitizenContext.latest(kind)``.
     """
 
-    start_at: AwareDatetime
+    start_at: Second
     count: int = Field(ge=1)
     worst: float
     paged: int = Field(default=-1, ge=-1, description="Highest level escalated (-1: none yet).")
     runs: tuple[LevelRun | None, ...] = Field(default=(), description="One per worse level.")
 
 
-class KindSummary(_Frozen):
-    """What the rules remember about one sensor kind of one citizen."""
+class RepeatState(_Frozen):
+    """Calendar days (the reading's own UTC offset) with a breach of a repeat rule; bounded."""
 
-    last_at: AwareDatetime
-    last_value: float
-    profile: DeviceProfile
-    declared: bool = Field(description="True when the reading declared its profile.")
+    days: tuple[date, ...] = ()
+    paged: date | None = None
+
+
+class KindSummary(_Frozen):
+    """What the rules remember about one sensor kind of one citizen, beyond its newest reading
+    (which is ``CitizenContext.latest(kind)``: not stored twice)."""
+
+    profile: DeviceProfile = Field(description="Of the newest reading (declared or inferred).")
     episodes: dict[str, BreachEpisode] = Field(default_factory=dict, description="By rule id.")
+    repeats: dict[str, RepeatState] = Field(
+        default_factory=dict, description="Spot-check breach days, by repeat rule id."
+    )
 
 
 def infer_profile(
-    reading: SensorReading, previous: KindSummary | None, settings: SensorProfiles
+    reading: SensorReading, previous: Sample | None, settings: SensorProfiles
 ) -> tuple[DeviceProfile, bool]:
     """The device profile of ``reading`` and whether the reading declared it."""
     if reading.device_profile is not None:
         return reading.device_profile, True
     if previous is not None and (
-        (reading.occurred_at - previous.last_at).total_seconds()
+        (reading.occurred_at - previous.at).total_seconds()
         <= settings.continuous_max_interval_seconds
     ):
         return DeviceProfile.CONTINUOUS, False
@@ -242,20 +265,127 @@ def step_episode(
     return episode.model_copy(update={"runs": tuple(runs)}), out
 
 
+_SYMBOL: dict[Comparison, str] = {
+    "below": "<",
+    "at_or_below": "<=",
+    "above": ">",
+    "at_or_above": ">=",
+}
+
+
+def beyond(comparison: Comparison, limit: float, value: float) -> bool:
+    """True when ``value`` is beyond ``limit`` in the rule's direction."""
+    if comparison == "below":
+        return value < limit
+    if comparison == "at_or_below":
+        return value <= limit
+    if comparison == "above":
+        return value > limit
+    return value >= limit
+
+
+def spot_check(
+    rule: SpotCheckRule,
+    reading: SensorReading,
+    previous: Sample | None,
+    repeat: RepeatState | None,
+    *,
+    scale: int,
+    profile: DeviceProfile,
+) -> tuple[RepeatState | None, Outcome]:
+    """A single spot-check reading beyond its limit, or breaches on ``min_days`` days. Pure."""
+    out = Outcome()
+    comparison, limit = rule.limit(scale)
+    sym = _SYMBOL[comparison]
+    sensor = rule.sensor.value
+    value = reading.value
+    if profile not in rule.profiles:
+        return repeat, out
+    if not beyond(comparison, limit, value):
+        return repeat, out
+    inputs: dict[str, Any] = {
+        "sensor": sensor,
+        comparison: limit,
+        "value": value,
+        "news2_scale": scale,
+        "device_profile": profile.value,
+        "at": reading.occurred_at.isoformat(),
+    }
+    if rule.min_days == 1:
+        if (
+            previous is not None
+            and beyond(comparison, limit, previous.value)
+            and reading.occurred_at - previous.at <= timedelta(hours=rule.repage_hours)
+        ):
+            out.notes.append(
+                f"{rule.id}: {sensor} {value:g} {sym} {limit:g} again; the previous reading "
+                f"({previous.value:g} at {previous.at.isoformat()}) was already beyond "
+                f"the limit within {rule.repage_hours:g} h: not paged again (the sustained rule "
+                "follows the episode)."
+            )
+            return repeat, out
+        out.fire(
+            rule,
+            rule.severity,
+            f"Spot check {sensor} {value:g} ({sym} {limit:g}): a single measurement in the "
+            "red band; assess now (re-measure to rule out a device fault).",
+            inputs,
+        )
+        return repeat, out
+    day = reading.occurred_at.date()  # the calendar day where the citizen lives (its offset)
+    horizon = day - timedelta(days=int(rule.within_days) - 1)
+    state = repeat or RepeatState()
+    days = tuple(sorted({d for d in state.days if d >= horizon} | {day}))[-rule.min_days :]
+    paged = state.paged if state.paged is not None and state.paged >= horizon else None
+    inputs.update(
+        {
+            "days": [d.isoformat() for d in days],
+            "min_days": rule.min_days,
+            "within_days": rule.within_days,
+        }
+    )
+    if len(days) >= rule.min_days and paged is None:
+        out.fire(
+            rule,
+            rule.severity,
+            f"{sensor} {sym} {limit:g} on {len(days)} separate days within "
+            f"{rule.within_days:g} days ({', '.join(d.isoformat() for d in days)}): a "
+            "repeated finding, not a one-off; assess the trend.",
+            inputs,
+        )
+        paged = day
+    elif paged is not None:
+        out.notes.append(
+            f"{rule.id}: {sensor} {value:g} {sym} {limit:g}; repeated breaches already escalated "
+            f"on {paged.isoformat()}."
+        )
+    else:
+        out.notes.append(
+            f"{rule.id}: {sensor} {value:g} {sym} {limit:g} on {len(days)} of the "
+            f"{rule.min_days} separate days (within {rule.within_days:g} days) it takes to "
+            "escalate."
+        )
+    return RepeatState(days=days, paged=paged), out
+
+
 def observe(
     ctx: CitizenContext, reading: SensorReading, ruleset: RuleSet
 ) -> tuple[CitizenContext, Outcome]:
     """Fold an in-order, plausible reading into its kind's summary and run the windowed rules.
 
-    ``ctx`` is the context after ``record_reading``; the summary of ``reading.kind`` is replaced.
-    Falls and weights have no summary (``sensors.fall``, ``sensors.weight_gain``).
+    ``ctx`` is the context BEFORE ``record_reading`` (its ``latest(kind)`` is the previous
+    reading); the summary of ``reading.kind`` is replaced. Falls and weights have no summary
+    (``sensors.fall``, ``sensors.weight_gain``).
     """
     out = Outcome()
     if reading.kind in (SensorKind.FALL, SensorKind.WEIGHT):
         return ctx, out  # falls fire at once; weights have their own rules (sensors.py)
-    previous = ctx.sensor_summaries.get(reading.kind.value)
+    summary = ctx.sensor_summaries.get(reading.kind.value)
+    previous = ctx.latest(reading.kind)
     profile, declared = infer_profile(reading, previous, ruleset.sensor_profiles)
-    episodes = dict(previous.episodes) if previous is not None else {}
+    how = "declared" if declared else "inferred from cadence"
+    out.notes.append(f"Device profile {profile.value} ({how}).")
+    episodes = dict(summary.episodes) if summary is not None else {}
     rules = [
         r
         for r in ruleset.enabled()
@@ -268,7 +398,7 @@ def observe(
             episodes.get(rule.id),
             at,
             reading.value,
-            previous_at=previous.last_at if previous is not None else None,
+            previous_at=previous.at if previous is not None else None,
             scale=ctx.news2_scale,
             profile=profile,
         )
@@ -279,12 +409,17 @@ def observe(
             episodes[rule.id] = episode
     live = {r.id for r in rules}
     episodes = {k: v for k, v in episodes.items() if k in live}  # rules removed from the set
-    summary = KindSummary(
-        last_at=at,
-        last_value=reading.value,
-        profile=profile,
-        declared=declared,
-        episodes=episodes,
-    )
-    summaries = {**ctx.sensor_summaries, reading.kind.value: summary}
+    repeats: dict[str, RepeatState] = {}
+    for spot_rule in ruleset.enabled():
+        if not isinstance(spot_rule, SpotCheckRule) or spot_rule.sensor != reading.kind:
+            continue
+        before = summary.repeats.get(spot_rule.id) if summary is not None else None
+        state, o = spot_check(
+            spot_rule, reading, previous, before, scale=ctx.news2_scale, profile=profile
+        )
+        out.extend(o)
+        if state is not None and spot_rule.min_days > 1:
+            repeats[spot_rule.id] = state
+    new = KindSummary(profile=profile, episodes=episodes, repeats=repeats)
+    summaries = {**ctx.sensor_summaries, reading.kind.value: new}
     return ctx.model_copy(update={"sensor_summaries": summaries}), out

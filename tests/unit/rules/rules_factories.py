@@ -22,6 +22,7 @@ UNITS = {
     SensorKind.RESPIRATION_RATE: "/min",
     SensorKind.WEIGHT: "kg",
     SensorKind.FALL: "event",
+    SensorKind.BLOOD_GLUCOSE: "mmol/L",
 }
 
 
@@ -77,18 +78,25 @@ def observation(*, at: datetime = NOW, citizen: str = CITIZEN, **over: Any) -> N
 
 
 def reading(
-    kind: SensorKind, value: float, *, at: datetime = NOW, citizen: str = CITIZEN
+    kind: SensorKind,
+    value: float,
+    *,
+    at: datetime = NOW,
+    citizen: str = CITIZEN,
+    profile: str | None = None,
 ) -> SensorReading:
-    return SensorReading.model_validate(
-        {
-            "event_id": new_id(),
-            "schema_version": 1,
-            "occurred_at": at,
-            "source": "sensor-gw",
-            "citizen_id": citizen,
-            "device_id": "dev-0001",
-            "kind": kind,
-            "value": value,
-            "unit": UNITS[kind],
-        }
-    )
+    """A sensor reading; ``profile`` sets ``device_profile`` ("continuous" / "spot_check")."""
+    data: dict[str, Any] = {
+        "event_id": new_id(),
+        "schema_version": 1,
+        "occurred_at": at,
+        "source": "sensor-gw",
+        "citizen_id": citizen,
+        "device_id": "dev-0001",
+        "kind": kind,
+        "value": value,
+        "unit": UNITS[kind],
+    }
+    if profile is not None:
+        data["device_profile"] = profile
+    return SensorReading.model_validate(data)

@@ -17,8 +17,13 @@ from dispatcher.rules.context import (
     apply_discharge,
     conditions_for,
 )
-from dispatcher.rules.ruleset import VITAL_SENSOR_KINDS, SustainedSensorRule, default_ruleset
-from dispatcher.rules.windows import BreachEpisode, KindSummary, LevelRun
+from dispatcher.rules.ruleset import (
+    VITAL_SENSOR_KINDS,
+    SpotCheckRule,
+    SustainedSensorRule,
+    default_ruleset,
+)
+from dispatcher.rules.windows import BreachEpisode, KindSummary, LevelRun, RepeatState
 
 
 class TestDischargeFold:
@@ -195,10 +200,7 @@ class TestBoundedHistory:
             # with an open episode, every worse level with a run (issue 12 item 1).
             sensor_summaries={
                 k.value: KindSummary(
-                    last_at=at,
-                    last_value=123.456,
                     profile=DeviceProfile.SPOT_CHECK,
-                    declared=False,
                     episodes={
                         r.id: BreachEpisode(
                             start_at=at,
@@ -209,6 +211,13 @@ class TestBoundedHistory:
                         )
                         for r in default_ruleset().rules
                         if isinstance(r, SustainedSensorRule) and r.sensor == k
+                    },
+                    repeats={
+                        r.id: RepeatState(
+                            days=tuple(at.date() for _ in range(r.min_days)), paged=at.date()
+                        )
+                        for r in default_ruleset().rules
+                        if isinstance(r, SpotCheckRule) and r.sensor == k and r.min_days > 1
                     },
                 )
                 for k in VITAL_SENSOR_KINDS

@@ -64,11 +64,17 @@ class TestPlanBatchContexts:
         assert "cit-99aa01" in plan([r]).contexts
 
     def test_debounce_spans_a_batch(self) -> None:
-        """Low SpO2 readings in one batch escalate once, using the context built inside it."""
+        """Low SpO2 readings of a continuous oximeter in one batch escalate once, using the
+        context built inside it (the episode state carries across the batch's events)."""
         rule = next(r for r in default_ruleset().rules if r.id == "sensor.spo2_low_sustained")
         n = rule.min_readings  # type: ignore[union-attr]
         events: list[InputEvent] = [
-            reading(SensorKind.SPO2, 85, at=NOW - timedelta(minutes=10 * (n - i)))
+            reading(
+                SensorKind.SPO2,
+                85,
+                at=NOW - timedelta(minutes=10 * (n - i)),
+                profile="continuous",
+            )
             for i in range(n + 1)
         ]
         result = plan(events)

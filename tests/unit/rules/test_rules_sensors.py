@@ -39,8 +39,12 @@ def run(
 
 
 def spo2_series(values: list[float], start: datetime, every_min: float) -> list[InputEvent]:
+    """Readings from a worn oximeter that declares itself continuous: the debounce (sustained)
+    rules apply, not the spot-check single-reading limits (tested in test_rules_spot.py)."""
     return [
-        reading(SensorKind.SPO2, v, at=start + timedelta(minutes=i * every_min))
+        reading(
+            SensorKind.SPO2, v, at=start + timedelta(minutes=i * every_min), profile="continuous"
+        )
         for i, v in enumerate(values)
     ]
 

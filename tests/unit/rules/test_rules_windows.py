@@ -48,8 +48,15 @@ def run(
     return out, ctx
 
 
-def series(values: list[float], every_s: float, start: datetime = START) -> list[SensorReading]:
-    return [spo2(v, start + timedelta(seconds=i * every_s)) for i, v in enumerate(values)]
+def series(
+    values: list[float],
+    every_s: float,
+    start: datetime = START,
+    profile: DeviceProfile | None = DeviceProfile.CONTINUOUS,
+) -> list[SensorReading]:
+    """SpO2 readings at a fixed cadence, by default from a device that declares itself
+    continuous (so only the sustained rules apply; spot-check limits: test_rules_spot.py)."""
+    return [spo2(v, start + timedelta(seconds=i * every_s), profile) for i, v in enumerate(values)]
 
 
 def firings(results: list[Assessment], rule_id: str = SPO2.id) -> list[tuple[int, int]]:
@@ -148,6 +155,25 @@ class TestAcrossCadences:
         assert [a.severity for a in results if a.escalate] == ["critical"]
 
 
+class TestInferredProfileCadences:
+    @settings(max_examples=30, deadline=None)
+    @given(
+        cadence=st.sampled_from(CADENCES_S),
+        extra_s=st.integers(min_value=0, max_value=3600),
+    )
+    def test_sustained_rule_fires_once_whatever_the_inferred_profile(
+        self, cadence: int, extra_s: int
+    ) -> None:
+        """Without a declared profile (inferred from cadence: 1-60 s continuous, 5-30 min spot
+        check), the sustained rule still fires exactly once per sustained breach."""
+        n = max(2, -(-int(WINDOW_S + extra_s) // cadence) + 1)
+        n = min(n, 15 * 60 + 1)
+        results, ctx = run(series([97.0] + [89.0] * n, cadence, profile=None))
+        assert [lvl for _, lvl in firings(results)] == [0]
+        expected = DeviceProfile.CONTINUOUS if cadence <= 120 else DeviceProfile.SPOT_CHECK
+        assert ctx.sensor_summaries["spo2"].profile == expected
+
+
 class TestEpisodeBoundaries:
     def test_a_gap_longer_than_the_timeout_ends_the_episode(self) -> None:
         """Two 3-minute breaches separated by more than max_gap_minutes never page: the gap
@@ -202,20 +228,18 @@ class TestDeviceProfile:
     def test_inferred_from_cadence(self) -> None:
         """A reading within 120 s of the previous one is continuous; the first reading and a
         reading 5 min later are spot checks."""
-        _, ctx = run(series([97.0, 97.0], 1))
+        _, ctx = run(series([97.0, 97.0], 1, profile=None))
         assert ctx.sensor_summaries["spo2"].profile == DeviceProfile.CONTINUOUS
-        assert not ctx.sensor_summaries["spo2"].declared
-        _, ctx = run(series([97.0], 1))
+        _, ctx = run(series([97.0], 1, profile=None))
         assert ctx.sensor_summaries["spo2"].profile == DeviceProfile.SPOT_CHECK
-        _, ctx = run(series([97.0, 97.0], 300))
+        _, ctx = run(series([97.0, 97.0], 300, profile=None))
         assert ctx.sensor_summaries["spo2"].profile == DeviceProfile.SPOT_CHECK
 
     def test_declared_profile_wins(self) -> None:
         """A device that declares itself continuous is continuous from the first reading."""
-        _, ctx = run([spo2(97.0, START, DeviceProfile.CONTINUOUS)])
-        summary = ctx.sensor_summaries["spo2"]
-        assert summary.profile == DeviceProfile.CONTINUOUS
-        assert summary.declared
+        [a], ctx = run([spo2(97.0, START, DeviceProfile.CONTINUOUS)])
+        assert ctx.sensor_summaries["spo2"].profile == DeviceProfile.CONTINUOUS
+        assert "Device profile continuous (declared)." in a.notes
 
 
 class TestBoundedState:

@@ -221,6 +221,55 @@ SCENARIOS: list[Scenario] = [
         tier="nurse",
         rules=frozenset({"news2.incomplete"}),
     ),
+    # --- issue 12 item 2: spot-check single-reading limits, repeated breaches on days -------
+    Scenario(
+        name="one spot-check systolic 82 mmHg from a home cuff: urgent, acute-team nurse",
+        events=(reading(SensorKind.SYSTOLIC_BP, 82, at=NOW - 5 * MIN),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"sensor.systolic_low_spot"}),
+    ),
+    Scenario(
+        name="one spot-check SpO2 88 % (finger oximeter, scale 1): urgent, acute-team nurse",
+        events=(reading(SensorKind.SPO2, 88, at=NOW - 5 * MIN, profile="spot_check"),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"sensor.spo2_low_spot"}),
+    ),
+    Scenario(
+        name="spot-check SpO2 88 % with documented hypercapnic failure (scale 2): no page",
+        events=(
+            discharge(flags=["hypercapnic_respiratory_failure"]),
+            reading(SensorKind.SPO2, 88, at=NOW - 5 * MIN, profile="spot_check"),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+    ),
+    Scenario(
+        name="blood glucose 2.6 mmol/L: level 2 hypoglycaemia, urgent",
+        events=(reading(SensorKind.BLOOD_GLUCOSE, 2.6, at=NOW - 5 * MIN),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"sensor.glucose_level2_spot", "sensor.glucose_level1_spot"}),
+    ),
+    Scenario(
+        name="the same SpO2 93 % spot check on three days: repeated finding, prompt nurse",
+        events=tuple(
+            reading(SensorKind.SPO2, 93, at=NOW - d * 24 * H, profile="spot_check")
+            for d in (2, 1, 0)
+        ),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"sensor.spo2_low_repeat"}),
+    ),
+    Scenario(
+        name="temperature 39.4 spot check: fever in NEWS2 band 2, prompt nurse",
+        events=(reading(SensorKind.TEMPERATURE, 39.4, at=NOW - 5 * MIN),),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"sensor.temperature_high_spot"}),
+    ),
 ]
 
 
