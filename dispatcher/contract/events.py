@@ -59,12 +59,35 @@ PseudonymousId = Annotated[
 ]
 
 ShortText = Annotated[str, Field(min_length=1, max_length=120)]
+_SKS_DIAGNOSIS = re.compile(r"^D([A-Z][0-9]{2})([0-9A-Z]{1,4})?$")
+_ICD10 = re.compile(r"^([A-Z][0-9]{2})(?:\.?([0-9A-Z]{1,4}))?$")
+
+
+def normalise_diagnosis(code: str) -> str:
+    """One form for every diagnosis code: WHO ICD-10 with the dot (``I50.1``).
+
+    Accepted: ICD-10 with or without the dot (``I50.1``, ``I501``) and the Danish SKS
+    diagnosis code, which is the ICD-10 code prefixed with ``D`` and written without the dot,
+    possibly with Danish sub-levels (``DI501`` -> ``I50.1``, ``DJ441`` -> ``J44.1``, ``DJ441A``
+    -> ``J44.1A``). The two cannot be confused: an ICD-10 code has a digit in second place, an
+    SKS diagnosis code a letter (Sundhedsdatastyrelsen, SKS-klassifikationen, D-hovedgruppe).
+    """
+    match = _SKS_DIAGNOSIS.match(code) or _ICD10.match(code)
+    if match is None:  # the pattern below already refused it; kept for direct callers
+        raise ValueError(f"not an ICD-10 or SKS diagnosis code: {code!r}")
+    head, tail = match.groups()
+    return f"{head}.{tail}" if tail else head
+
+
 Icd10Code = Annotated[
     str,
     Field(
-        pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$",
-        description="ICD-10 code, e.g. J44.1 (COPD with acute exacerbation).",
+        pattern=r"^(D[A-Z][0-9]{2}[0-9A-Z]{0,4}|[A-Z][0-9]{2}(\.?[0-9A-Z]{1,4})?)$",
+        description="Diagnosis: ICD-10 (J44.1 or J441) or Danish SKS (DJ441); normalised to "
+        "ICD-10 with the dot (J44.1) when read.",
+        examples=["J44.1", "DI501"],
     ),
+    AfterValidator(normalise_diagnosis),
 ]
 FlagName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 
@@ -130,7 +153,21 @@ class DischargeEvent(EventEnvelope):
     district: ShortText
     diagnoses: list[Icd10Code] = Field(default_factory=list, max_length=50)
     flags: list[FlagName] = Field(default_factory=list, max_length=50)
+    flags_ended: list[FlagName] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Flags this source explicitly ends (e.g. palliative no longer applies). "
+        "Flags from earlier discharges are otherwise kept: a flag ends only when a source "
+        "says so.",
+    )
     follow_up: list[FollowUp] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _flag_set_or_ended(self) -> DischargeEvent:
+        both = sorted(set(self.flags) & set(self.flags_ended))
+        if both:
+            raise ValueError(f"flags both set and ended: {', '.join(both)}")
+        return self
 
 
 class SensorKind(StrEnum):

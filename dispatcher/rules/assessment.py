@@ -659,13 +659,24 @@ def evaluate(
         "ruleset": rs,
     }
     if isinstance(event, DischargeEvent):
-        new_ctx = cx.apply_discharge(base, event)
+        new_ctx = cx.apply_discharge(base, event, rs.condition_map())
+        ended = [f for f in event.flags_ended if f in base.flags and f not in new_ctx.flags]
+        older = base.discharged_at is not None and event.discharged_at < base.discharged_at
         out = Outcome(
             notes=[
-                "Context updated from discharge: conditions "
-                f"{', '.join(new_ctx.conditions) or 'none mapped'}; NEWS2 SpO2 scale "
-                f"{new_ctx.news2_scale}; post-discharge window "
-                f"{rs.context.post_discharge_window_days:g} days."
+                f"Context updated from discharge #{new_ctx.discharge_count} (merged with "
+                f"{base.discharge_count} earlier): conditions "
+                f"{', '.join(new_ctx.conditions) or 'none mapped'}; flags "
+                f"{', '.join(new_ctx.flags) or 'none'}"
+                + (f" (ended by this source: {', '.join(ended)})" if ended else "")
+                + f"; NEWS2 SpO2 scale {new_ctx.news2_scale}; post-discharge window "
+                f"{rs.context.post_discharge_window_days:g} days"
+                + (
+                    "; an older stay than the one on record: its diagnoses and flags were "
+                    "added, the current stay was kept."
+                    if older
+                    else "."
+                )
             ]
         )
         return _build(kind="discharge", ctx=new_ctx, out=out, **common), new_ctx

@@ -30,49 +30,42 @@ from datetime import UTC, datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dispatcher.contract.events import DischargeEvent, DischargeFlag, SensorKind
+from dispatcher.rules.ruleset import default_ruleset
 from dispatcher.rules.windows import KindSummary
 
 MAX_DIAGNOSES = 20
 MAX_FLAGS = 16
-
-# ICD-10 prefixes -> the condition (and nurse competence) that should take the case.
-CONDITION_BY_ICD10_PREFIX: tuple[tuple[str, str], ...] = (
-    ("J44", "copd"),  # other chronic obstructive pulmonary disease
-    ("J43", "copd"),  # emphysema
-    ("J96", "copd"),  # respiratory failure (hypercapnic failure is mostly COPD at home)
-    ("I50", "heart_failure"),
-    ("I11.0", "heart_failure"),  # hypertensive heart disease with heart failure
-    ("I13.0", "heart_failure"),  # hypertensive heart and renal disease with heart failure
-    ("E10", "diabetes"),
-    ("E11", "diabetes"),
-    ("E13", "diabetes"),
-    ("E14", "diabetes"),
-)
+MAX_SOURCES = 2  # newest discharges kept with full provenance (older: by number n)
 
 # Treatment limitations carried by discharge flags.
 TREATMENT_LIMITATION_FLAGS: tuple[DischargeFlag, ...] = (DischargeFlag.PALLIATIVE,)
 
-
-def conditions_for(diagnoses: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Map ICD-10 codes to the chronic conditions the acute teams specialise in."""
-    found: list[str] = []
-    for code in diagnoses:
-        for prefix, condition in CONDITION_BY_ICD10_PREFIX:
-            if code.startswith(prefix) and condition not in found:
-                found.append(condition)
-    return tuple(found)
+ConditionMap = tuple[tuple[str, str], ...]
 
 
-def _bounded_flags(flags: list[str]) -> tuple[str, ...]:
-    """Known flags always; other flags in order until ``MAX_FLAGS``."""
-    known = {f.value for f in DischargeFlag}
-    kept = [f for f in dict.fromkeys(flags) if f in known]
-    for f in dict.fromkeys(flags):
-        if len(kept) >= MAX_FLAGS:
+def default_condition_map() -> ConditionMap:
+    """The packaged rule set's diagnosis -> condition map (``conditions:`` in default.yaml)."""
+    return default_ruleset().condition_map()
+
+
+def conditions_for(
+    diagnoses: list[str] | tuple[str, ...], condition_map: ConditionMap | None = None
+) -> tuple[str, ...]:
+    """Map (normalised ICD-10) codes to the chronic conditions the acute teams specialise in,
+    in the map's priority order."""
+    cmap = condition_map if condition_map is not None else default_condition_map()
+    found = {c for prefix, c in cmap for code in diagnoses if code.startswith(prefix)}
+    return tuple(dict.fromkeys(c for _, c in cmap if c in found))
+
+
+def _bounded(entries: dict[str, int], first: set[str], limit: int) -> dict[str, int]:
+    """``first`` entries always (in order), then the others in order, up to ``limit``."""
+    kept = {k: v for k, v in entries.items() if k in first}
+    for k, v in entries.items():
+        if len(kept) >= limit:
             break
-        if f not in kept:
-            kept.append(f)
-    return tuple(kept)
+        kept.setdefault(k, v)
+    return kept
 
 
 def utc(at: datetime) -> datetime:
@@ -81,6 +74,14 @@ def utc(at: datetime) -> datetime:
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Provenance(_Frozen):
+    """A source of context facts: the ``n``-th discharge folded in, its event id and time."""
+
+    n: int = Field(ge=1)
+    event_id: str
+    at: AwareDatetime
 
 
 class Sample(_Frozen):
@@ -110,6 +111,13 @@ class CitizenContext(_Frozen):
     diagnoses: tuple[str, ...] = ()
     conditions: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    # Provenance, aligned with ``diagnoses`` / ``flags``: the ``n`` of the source that first
+    # listed the diagnosis / set the flag (0: unknown, a context stored before provenance).
+    diagnosis_sources: tuple[int, ...] = ()
+    flag_sources: tuple[int, ...] = ()
+    sources: tuple[Provenance, ...] = Field(
+        default=(), description="The newest MAX_SOURCES discharges folded in (oldest first)."
+    )
     last_discharge_event_id: str | None = None
     discharge_count: int = Field(default=0, ge=0)
     # Bounded recent history (sensor and trend rules).
@@ -179,26 +187,94 @@ def empty_context(citizen_id: str) -> CitizenContext:
     return CitizenContext(citizen_id=citizen_id)
 
 
-def apply_discharge(ctx: CitizenContext | None, event: DischargeEvent) -> CitizenContext:
-    """Fold a discharge in. An older discharge never overwrites a newer one; history is kept."""
+def _aligned(entries: tuple[str, ...], sources: tuple[int, ...]) -> dict[str, int]:
+    if len(sources) != len(entries):
+        sources = (0,) * len(entries)  # stored before provenance: unknown source
+    return dict(zip(entries, sources, strict=True))
+
+
+def apply_discharge(
+    ctx: CitizenContext | None,
+    event: DischargeEvent,
+    condition_map: ConditionMap | None = None,
+) -> CitizenContext:
+    """Fold a discharge in: facts accumulate, with provenance; the newest stay sets the rest.
+
+    * Diagnoses from every discharge are merged (chronic conditions persist), each with the
+      source that first listed it; conditions are derived from all of them (``condition_map``,
+      default: the packaged rule set's ``conditions:``). Codes arrive normalised (ICD-10 with
+      the dot; SKS ``DI501`` is ``I50.1``), so both spellings are one diagnosis.
+    * Flags from every discharge are merged, each with the source that set it. A flag ends
+      only when a discharge lists it in ``flags_ended`` and is not older than the source that
+      set it.
+    * The newest discharge (by ``discharged_at``) sets the stay: time, hospital, department,
+      municipality, district and the re-taken weight baseline. An older discharge that arrives
+      late adds its facts but never moves these back.
+    * Bounds: ``MAX_DIAGNOSES`` (condition-mapped codes kept first), ``MAX_FLAGS`` (flags the
+      rules act on kept first), ``MAX_SOURCES`` sources with id and time.
+    """
     base = ctx or empty_context(event.citizen_id)
-    if base.discharged_at is not None and event.discharged_at < base.discharged_at:
-        return base.model_copy(update={"discharge_count": base.discharge_count + 1})
-    return base.model_copy(
-        update={
-            "discharged_at": utc(event.discharged_at),
+    cmap = condition_map if condition_map is not None else default_condition_map()
+    n = base.discharge_count + 1
+    at = utc(event.discharged_at)
+    known_sources = {s.n: s for s in base.sources}
+
+    dx = _aligned(base.diagnoses, base.diagnosis_sources)
+    for code in event.diagnoses:
+        dx.setdefault(code, n)
+    mapped = {code for code in dx if conditions_for((code,), cmap)}
+    dx = _bounded(dx, mapped, MAX_DIAGNOSES)
+
+    flags = _aligned(base.flags, base.flag_sources)
+    for flag in event.flags:
+        flags.setdefault(flag, n)
+    for flag in event.flags_ended:
+        setter = known_sources.get(flags.get(flag, -1))
+        if flag in flags and (setter is None or setter.at <= at):
+            del flags[flag]
+    flags = _bounded(flags, {f.value for f in DischargeFlag}, MAX_FLAGS)
+
+    conditions = conditions_for(tuple(dx), cmap)
+    conditions = (*conditions, *(c for c in base.conditions if c not in conditions))
+    update: dict[str, object] = {
+        "diagnoses": tuple(dx),
+        "diagnosis_sources": tuple(dx.values()),
+        "conditions": conditions,
+        "flags": tuple(flags),
+        "flag_sources": tuple(flags.values()),
+        "sources": (*base.sources, Provenance(n=n, event_id=str(event.event_id), at=at))[
+            -MAX_SOURCES:
+        ],
+        "discharge_count": n,
+    }
+    if base.discharged_at is None or event.discharged_at >= base.discharged_at:
+        update |= {
+            "discharged_at": at,
             "hospital": event.hospital,
             "department": event.department,
             "municipality": event.municipality,
             "district": event.district,
-            "diagnoses": tuple(dict.fromkeys(event.diagnoses))[:MAX_DIAGNOSES],
-            "conditions": conditions_for(event.diagnoses),
-            "flags": _bounded_flags(event.flags),
             "last_discharge_event_id": str(event.event_id),
-            "discharge_count": base.discharge_count + 1,
             "baseline_weight_kg": None,  # a new stay: the baseline is re-taken at home
         }
+    return base.model_copy(update=update)
+
+
+def provenance(
+    ctx: CitizenContext, *, diagnosis: str | None = None, flag: str | None = None
+) -> Provenance | int | None:
+    """Where a diagnosis or flag came from: the source (id and time) when still kept, else its
+    discharge number ``n`` (0: unknown), ``None`` when the context does not hold it."""
+    entries = (
+        _aligned(ctx.diagnoses, ctx.diagnosis_sources)
+        if diagnosis
+        else _aligned(ctx.flags, ctx.flag_sources)
     )
+    key = diagnosis or flag
+    if key is None or key not in entries:
+        return None
+    n = entries[key]
+    return next((s for s in ctx.sources if s.n == n), n)
 
 
 def is_stale(ctx: CitizenContext, kind: SensorKind, at: datetime) -> bool:

@@ -411,6 +411,16 @@ class SensorProfiles(_Strict):
     )
 
 
+class ConditionCodes(_Strict):
+    """ICD-10 code prefixes (normalised form, ``I50`` or ``I11.0``) that mean ``condition``."""
+
+    condition: Name
+    icd10_prefixes: list[Annotated[str, Field(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")]] = (
+        Field(min_length=1)
+    )
+    source: str = Field(min_length=3, max_length=400)
+
+
 class RuleSet(_Strict):
     """A complete, validated rule set."""
 
@@ -421,11 +431,20 @@ class RuleSet(_Strict):
     history: HistoryLimits
     ack_minutes: AckMinutes
     sensor_profiles: SensorProfiles = Field(default_factory=SensorProfiles)
+    conditions: list[ConditionCodes] = Field(
+        min_length=1,
+        description="Diagnosis -> condition map, in priority order (the first condition a "
+        "citizen has picks the nurse competence).",
+    )
     rules: list[Rule] = Field(min_length=1)
 
     @property
     def label(self) -> str:
         return f"{self.ruleset}@v{self.version}"
+
+    def condition_map(self) -> tuple[tuple[str, str], ...]:
+        """(ICD-10 prefix, condition) pairs in priority order."""
+        return tuple((p, c.condition) for c in self.conditions for p in c.icd10_prefixes)
 
     def enabled(self) -> list[Rule]:
         return [r for r in self.rules if r.enabled]

@@ -11,8 +11,10 @@ from dispatcher.rules.assessment import competence_for, evaluate
 from dispatcher.rules.context import (
     MAX_DIAGNOSES,
     MAX_FLAGS,
+    MAX_SOURCES,
     CitizenContext,
     News2Entry,
+    Provenance,
     Sample,
     apply_discharge,
     conditions_for,
@@ -180,6 +182,14 @@ class TestBoundedHistory:
             diagnoses=tuple(f"J44.{n:04d}" for n in range(MAX_DIAGNOSES)),
             conditions=("copd", "heart_failure", "diabetes"),
             flags=tuple(f"flag_{n:02d}_" + "y" * 20 for n in range(MAX_FLAGS)),
+            # Provenance at its bounds (issue 12 item 5): every entry from a distinct source
+            # number (<= discharge_count), MAX_SOURCES sources with full id and time.
+            diagnosis_sources=tuple(range(99 - MAX_DIAGNOSES, 99)),
+            flag_sources=tuple(range(99 - MAX_FLAGS, 99)),
+            sources=tuple(
+                Provenance(n=99 - n, event_id="0b0f7c1e-3d7a-4c55-9f2a-1c4b8e2d9a01", at=at)
+                for n in range(MAX_SOURCES)
+            ),
             last_discharge_event_id="0b0f7c1e-3d7a-4c55-9f2a-1c4b8e2d9a01",
             discharge_count=99,
             readings={

@@ -270,6 +270,43 @@ SCENARIOS: list[Scenario] = [
         tier="nurse",
         rules=frozenset({"sensor.temperature_high_spot"}),
     ),
+    # --- issue 12 item 5: context that accumulates -------------------------------------------
+    Scenario(
+        name="palliative from an earlier stay survives a later discharge: palliative pathway",
+        events=(
+            discharge(at=NOW - 20 * H * 24, diagnoses=["J44.1"], flags=["palliative"]),
+            discharge(at=NOW - 2 * H * 24, diagnoses=["I50.0"]),
+            observation(respiration_rate=26, pulse=135, temperature=39.5),
+        ),
+        severity="critical",
+        tier="palliative",
+        rules=frozenset({"news2.high", "post_discharge.news2"}),
+        notes_contain=("112",),
+    ),
+    Scenario(
+        name="hypercapnic failure from an earlier stay keeps SpO2 scale 2: 87 % on air no page",
+        events=(
+            discharge(
+                at=NOW - 20 * H * 24,
+                diagnoses=["DJ441"],
+                flags=["hypercapnic_respiratory_failure"],
+            ),
+            discharge(at=NOW - 40 * H * 24, diagnoses=["I50.0"]),  # older stay, arrives late
+            observation(spo2=87),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        extra={"competence": "copd"},
+    ),
+    Scenario(
+        name="SKS DI420 (cardiomyopathy) discharge: heart-failure competence for a worried nurse",
+        events=(discharge(diagnoses=["DI420"]), observation(worried=True)),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"nurse.worry"}),
+        extra={"competence": "heart_failure"},
+    ),
 ]
 
 
