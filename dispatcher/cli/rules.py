@@ -4,8 +4,8 @@
   (the public event JSON, one per line) on stdin and prints one JSON line per input: the
   explained assessment, or ``{"line": n, "error": {"field": ..., "reason": ...}}``. Lines are
   decoded with ``dispatcher.ingest.decoding.decode`` and evaluated with
-  ``dispatcher.rules.assessment.evaluate``, exactly as the streaming path does, with the
-  citizen's context carried from line to line.
+  ``dispatcher.ingest.planner.decide`` (``evaluate`` bounded by the topic's maximum age),
+  exactly as the streaming path does, with the citizen's context carried from line to line.
 * ``dispatcher rules test --event FILE [--context FILE] [--rules FILE] [--json]`` shows which
   rules fire for one event (or several, in order) and where the case would route, like
   Alertmanager's ``amtool config routes test``.
@@ -35,8 +35,8 @@ from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_RE
 from dispatcher.contract.vocab import DeadLetterCategory
 from dispatcher.errors import PermanentError
 from dispatcher.ingest.decoding import Decoded, Rejected, decode
-from dispatcher.ingest.planner import rule_error
-from dispatcher.rules.assessment import Assessment, evaluate
+from dispatcher.ingest.planner import decide, rule_error
+from dispatcher.rules.assessment import Assessment
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import (
@@ -105,12 +105,12 @@ def fold_events(
     """Fold earlier events into the contexts; an invalid one is a ``UsageError``."""
     out = dict(contexts)
     for n, raw in enumerate(raw_events, start=1):
-        _, result = decode_document(raw, n, source, now, DISCHARGES)
+        topic, result = decode_document(raw, n, source, now, DISCHARGES)
         if not isinstance(result, Decoded):
             err = result.errors[0]
             raise UsageError(f"{source}: event {n}: field {err.field!r}: {err.reason}")
-        _, out[result.event.citizen_id] = evaluate(
-            result.event, out.get(result.event.citizen_id), now, ruleset
+        _, out[result.event.citizen_id] = decide(
+            topic, result.event, out.get(result.event.citizen_id), now, ruleset
         )
     return out
 
@@ -154,7 +154,9 @@ def assess_lines(
             yield {"line": n, "event_id": str(event.event_id), "skipped": "duplicate event_id"}
             continue
         try:
-            assessment, ctx = evaluate(event, current.get(event.citizen_id), now, ruleset)
+            assessment, ctx = decide(
+                NURSE_OBSERVATIONS, event, current.get(event.citizen_id), now, ruleset
+            )
             route = route_for(assessment, ctx)
         except Exception as exc:  # same isolation as plan_batch: one bad event, not the rest
             yield {
@@ -316,7 +318,7 @@ def run_rules_test(
             )
             continue
         ev = decoded.event
-        assessment, ctx = evaluate(ev, contexts.get(ev.citizen_id), now, rs)
+        assessment, ctx = decide(topic, ev, contexts.get(ev.citizen_id), now, rs)
         contexts[ev.citizen_id] = ctx
         route = route_for(assessment, ctx)
         results.append(

@@ -24,14 +24,40 @@ from dispatcher.contract.events import (
     NurseObservation,
     SensorReading,
 )
+from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_READINGS
 from dispatcher.contract.vocab import WHOLE_MESSAGE, DeadLetterCategory
 
 MODEL_BY_TOPIC: dict[str, type[BaseModel]] = dict(INPUT_MODEL_BY_TOPIC)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 SUPPORTED_SCHEMA_VERSIONS = (1,)
+# Hard time bounds (issue 11 item 3): a timestamp outside them is refused (a dead letter naming
+# the field). Every timestamp of an event is checked: ``occurred_at``, a discharge's
+# ``discharged_at`` (never in the future: a discharge "in 2099" would otherwise freeze the
+# citizen's context, as an older discharge never overwrites a newer one) and its follow-ups'
+# ``due_by`` (a due date is in the future by nature, at most MAX_FOLLOW_UP_AHEAD).
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=365)
+MAX_FOLLOW_UP_AHEAD = timedelta(days=365)
+# The maximum age by topic (the single source; ``dispatcher.ingest.planner`` applies it): an
+# event whose ``occurred_at`` is older than this when it is decided is *stale*. It is accepted,
+# audited and shown - its assessment says why - but it never pages and never changes the
+# citizen's context. A vital sign from yesterday is no reason to send a nurse now. Discharges
+# have none beyond MAX_AGE: a discharge is context (conditions, flags, the NEWS2 scale), not a
+# finding, and a late one still matters.
+MAX_EVENT_AGE_BY_TOPIC: dict[str, timedelta | None] = {
+    SENSOR_READINGS: timedelta(hours=24),
+    NURSE_OBSERVATIONS: timedelta(hours=24),
+    DISCHARGES: None,
+}
+
+
+def past_max_age(topic: str, occurred_at: datetime, now: datetime) -> timedelta | None:
+    """The topic's maximum age when ``occurred_at`` is older than it at ``now``, else None."""
+    limit = MAX_EVENT_AGE_BY_TOPIC.get(topic)
+    if limit is not None and now - occurred_at > limit:
+        return limit
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,10 +134,30 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
         ]
         return Rejected(errors, event_id)
     assert isinstance(event, DischargeEvent | SensorReading | NurseObservation)
-    if event.occurred_at > now + MAX_FUTURE_SKEW:
-        return Rejected(
-            _err("occurred_at", f"is more than {MAX_FUTURE_SKEW} in the future"), event_id
-        )
-    if event.occurred_at < now - MAX_AGE:
-        return Rejected(_err("occurred_at", f"is older than {MAX_AGE.days} days"), event_id)
+    time_errors = timestamp_errors(event, now)
+    if time_errors:
+        return Rejected(time_errors, event_id)
     return Decoded(event)
+
+
+def _bounded(
+    field: str, at: datetime, now: datetime, ahead: timedelta = MAX_FUTURE_SKEW
+) -> list[FieldError]:
+    if at > now + ahead:
+        return _err(field, f"is more than {ahead} in the future")
+    if at < now - MAX_AGE:
+        return _err(field, f"is older than {MAX_AGE.days} days")
+    return []
+
+
+def timestamp_errors(event: InputEvent, now: datetime) -> list[FieldError]:
+    """Every timestamp of ``event`` outside its hard bounds at ``now``, each naming its field."""
+    errors = _bounded("occurred_at", event.occurred_at, now)
+    if isinstance(event, DischargeEvent):
+        errors += _bounded("discharged_at", event.discharged_at, now)
+        for i, follow_up in enumerate(event.follow_up):
+            if follow_up.due_by is not None:
+                errors += _bounded(
+                    f"follow_up.{i}.due_by", follow_up.due_by, now, MAX_FOLLOW_UP_AHEAD
+                )
+    return errors

@@ -20,7 +20,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
 from dispatcher.contract.events import (
@@ -34,7 +34,7 @@ from dispatcher.contract.events import (
 )
 from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
 from dispatcher.contract.vocab import TIMER_SOURCE, WHOLE_MESSAGE, DeadLetterCategory
-from dispatcher.ingest.decoding import Decoded, decode
+from dispatcher.ingest.decoding import Decoded, decode, past_max_age
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
@@ -193,7 +193,9 @@ def plan_batch(
             plan.duplicates.append(item)
             continue
         try:
-            assessment, ctx = evaluate(event, current.get(event.citizen_id), now, rs)
+            assessment, ctx = decide(
+                item.incoming.topic, event, current.get(event.citizen_id), now, rs
+            )
             escalation = (
                 build_escalation(assessment, first_route(assessment, ctx), now)
                 if assessment.escalate
@@ -217,6 +219,66 @@ def plan_batch(
         if escalation is not None:
             plan.escalations.append(escalation)
     return plan
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span / timedelta(hours=1):.1f} h"
+
+
+def stale_by_age(
+    assessment: Assessment, event: InputEvent, limit: timedelta, now: datetime
+) -> Assessment:
+    """The assessment of an event past its topic's maximum age: shown, never paged.
+
+    Whatever its rules matched moves to ``suppressed``; it is ``stale``, ``low`` and has no
+    response deadline; a note says how old it was and what the bound is, and the decision note
+    says it was not paged.
+    """
+    matched = [r.rule_id for r in assessment.reasons]
+    age = now - event.occurred_at
+    why = (
+        f"Stale: occurred {_hours(age)} before it was decided ({event.occurred_at.isoformat()}), "
+        f"past the maximum age of {_hours(limit)} for its topic; audited and shown, never paged "
+        "(its values still enter the citizen's history; issue 11 item 3)."
+    )
+    decision = "Decision: not paged - stale event past the maximum age" + (
+        f"; matched but suppressed: {', '.join(matched)}." if matched else "."
+    )
+    notes = [n for n in assessment.notes if not n.startswith("Decision:")]
+    return assessment.model_copy(
+        update={
+            "escalate": False,
+            "severity": "low",
+            "reasons": [],
+            "suppressed": [*assessment.suppressed, *assessment.reasons],
+            "response_minutes": None,
+            "response_deadline": None,
+            "stale": True,
+            "notes": [*notes, why, decision],
+        }
+    )
+
+
+def decide(
+    topic: str,
+    event: InputEvent,
+    ctx: CitizenContext | None,
+    now: datetime,
+    ruleset: RuleSet,
+) -> tuple[Assessment, CitizenContext]:
+    """The decision for one accepted event of ``topic``: ``evaluate``, bounded by the topic's
+    maximum age (``dispatcher.ingest.decoding.MAX_EVENT_AGE_BY_TOPIC``, the single source).
+
+    An event past that age is still assessed and folded into the context like any other (a
+    late weight is still a weight for the trend of the next one), but its own assessment never
+    pages. ``plan_batch`` and the CLI (``dispatcher assess``, ``dispatcher rules test``) both
+    decide through here.
+    """
+    assessment, new_ctx = evaluate(event, ctx, now, ruleset)
+    limit = past_max_age(topic, event.occurred_at, now)
+    if limit is None:
+        return assessment, new_ctx
+    return stale_by_age(assessment, event, limit, now), new_ctx
 
 
 def silence_candidates(
