@@ -383,31 +383,46 @@ def _incomplete(rule: IncompleteSetRule, f: ObservationFacts) -> Outcome:
 
 @_registers(OBSERVATION_EVALUATORS, News2TrendRule)
 def _trend(rule: News2TrendRule, f: ObservationFacts) -> Outcome:
-    """NEWS2 rising by >= ``min_rise`` against the previous observation within the window."""
+    """NEWS2 rising by >= ``min_rise`` above the rolling baseline (the lowest complete set of
+    the ``within_hours`` before this observation); once per rise, again when it rises further."""
     out = Outcome()
     at, result = f.obs.occurred_at, f.result
-    prev = f.ctx.last_news2()
-    if prev is None or at < prev.at:
-        return out
-    hours = (at - prev.at) / timedelta(hours=1)
-    if hours > rule.within_hours:
-        return out
-    rise = result.total - prev.total
-    if rise >= rule.min_rise:
-        out.fire(
-            rule,
-            rule.severity,
-            f"NEWS2 rose by {rise} ({prev.total} -> {result.total}) within {hours:.1f} h "
-            f"(escalates at a rise of {rule.min_rise} within {rule.within_hours:g} h).",
-            {
-                "previous_total": prev.total,
-                "previous_at": prev.at.isoformat(),
-                "previous_complete": prev.complete,
-                "total": result.total,
-                "rise": rise,
-                "hours_between": round(hours, 2),
-            },
+    base = cx.baseline_news2(f.ctx, at, rule.within_hours)
+    if base is None:
+        out.notes.append(
+            f"{rule.id}: no complete NEWS2 set in the {rule.within_hours:g} h before this one, "
+            "so no trend baseline (partial sets never count)."
         )
+        return out
+    rise = result.total - base.total
+    if rise < rule.min_rise:
+        return out
+    earlier = [e for e in f.ctx.news2_history if base.at < e.at < at]
+    prev = earlier[-1] if earlier else None
+    if prev is not None and prev.total >= result.total and prev.total - base.total >= rule.min_rise:
+        out.notes.append(
+            f"{rule.id}: NEWS2 {result.total} still {rise} above the baseline {base.total}; "
+            f"already raised at {prev.at.isoformat()} (NEWS2 {prev.total}), not worse since."
+        )
+        return out
+    hours = (at - base.at) / timedelta(hours=1)
+    out.fire(
+        rule,
+        rule.severity,
+        f"NEWS2 rose by {rise} above its baseline ({base.total} -> {result.total}) over "
+        f"{hours:.1f} h (baseline: the lowest complete set of the last {rule.within_hours:g} h; "
+        f"escalates at a rise of {rule.min_rise}).",
+        {
+            "baseline_total": base.total,
+            "baseline_at": base.at.isoformat(),
+            "baseline_window_hours": rule.within_hours,
+            "total": result.total,
+            "complete": result.complete,
+            "rise": rise,
+            "hours_since_baseline": round(hours, 2),
+            "previous_total": prev.total if prev is not None else None,
+        },
+    )
     return out
 
 
@@ -444,6 +459,14 @@ def _silence(rule: SensorSilenceRule, f: TimerFacts) -> Outcome:
 # ---------------------------------------------------------------------------------------------
 # Nurse observations
 # ---------------------------------------------------------------------------------------------
+
+
+def _trend_hours(ruleset: RuleSet) -> float:
+    """How far back the trend baseline must reach: the longest enabled trend window."""
+    return max(
+        (r.within_hours for r in ruleset.enabled() if isinstance(r, News2TrendRule)),
+        default=24.0,
+    )
 
 
 def _evaluate_observation(
@@ -504,6 +527,8 @@ def _evaluate_observation(
             result.total if result.subscores else None,
             result.complete,
             keep=ruleset.history.news2_entries,
+            baseline_keep=ruleset.history.news2_baseline_entries,
+            baseline_hours=_trend_hours(ruleset),
         )
     return new_ctx, out, result, quarantined, stale
 

@@ -127,6 +127,11 @@ class CitizenContext(_Frozen):
         default=None, description="First valid weight after the latest discharge."
     )
     news2_history: tuple[News2Entry, ...] = ()
+    news2_baseline: tuple[News2Entry, ...] = Field(
+        default=(),
+        description="Complete NEWS2 sets that can still be the lowest of a trend window "
+        "(a sliding-window minimum, totals rising with time; bounded).",
+    )
     last_sensor_at: AwareDatetime | None = Field(
         default=None, description="Newest valid (plausible, in-order) sensor reading."
     )
@@ -327,17 +332,58 @@ def record_reading(
     return ctx.model_copy(update=update)
 
 
-def record_news2(
-    ctx: CitizenContext, at: datetime, total: int | None, complete: bool, *, keep: int
-) -> CitizenContext:
-    """Move ``last_observation_at`` forward and append the NEWS2 total, if there is one.
+def _sliding_minimum(entries: list[News2Entry], keep: int) -> tuple[News2Entry, ...]:
+    """Keep only entries that can still be the lowest total of a window ending later: an entry
+    with a later entry at the same or a lower total can never be (a monotone queue, totals
+    strictly rising with time). Bounded to ``keep``: the oldest (the current minimum) and the
+    newest ``keep - 1``."""
+    kept: list[News2Entry] = []
+    for e in sorted(entries, key=lambda e: e.at):
+        while kept and kept[-1].total >= e.total:
+            kept.pop()
+        kept.append(e)
+    if len(kept) > keep:
+        kept = [kept[0], *kept[len(kept) - keep + 1 :]]
+    return tuple(kept)
 
-    ``total`` is ``None`` when no NEWS2 parameter could be scored: such an observation must not
-    enter the history as a 0, or the trend rule would later see a rise that never happened.
+
+def baseline_news2(ctx: CitizenContext, at: datetime, hours: float) -> News2Entry | None:
+    """The rolling baseline for an observation at ``at``: the lowest NEWS2 of the complete sets
+    in the ``hours`` before it (the oldest such, on a tie)."""
+    start = at - timedelta(hours=hours)
+    window = [e for e in ctx.news2_baseline if start <= e.at < at]
+    return min(window, key=lambda e: (e.total, e.at)) if window else None
+
+
+def record_news2(
+    ctx: CitizenContext,
+    at: datetime,
+    total: int | None,
+    complete: bool,
+    *,
+    keep: int,
+    baseline_keep: int = 3,
+    baseline_hours: float = 24.0,
+) -> CitizenContext:
+    """Record an observation's NEWS2 total at its own time (late ones in time order).
+
+    ``last_observation_at`` only moves forward. ``total`` is ``None`` when no NEWS2 parameter
+    could be scored: such an observation must not enter the history as a 0, or the trend rule
+    would later see a rise that never happened. Only a complete set enters the trend baseline
+    (a partial set's total is a lower bound, often 0), which keeps sets that can still be the
+    lowest of a ``baseline_hours`` window.
     """
     at = utc(at)
-    update: dict[str, object] = {"last_observation_at": at}
+    newest = ctx.last_observation_at
+    update: dict[str, object] = {
+        "last_observation_at": at if newest is None or at > newest else newest
+    }
     if total is not None:
         entry = News2Entry(at=at, total=total, complete=complete)
-        update["news2_history"] = (*ctx.news2_history, entry)[-keep:]
+        history = sorted((*ctx.news2_history, entry), key=lambda e: e.at)
+        update["news2_history"] = tuple(history[-keep:])
+        if complete:
+            horizon = max(at, newest or at) - timedelta(hours=baseline_hours)
+            recent = [e for e in (*ctx.news2_baseline, entry) if e.at >= horizon]
+            update["news2_baseline"] = _sliding_minimum(recent, baseline_keep)
     return ctx.model_copy(update=update)

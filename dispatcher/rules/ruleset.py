@@ -67,6 +67,13 @@ class HistoryLimits(_Strict):
     weights: int = Field(ge=2, le=21, description="Last N weights.")
     weight_days: float = Field(gt=0, le=21, description="Weights older than this are dropped.")
     news2_entries: int = Field(ge=2, le=10, description="Last N NEWS2 totals.")
+    news2_baseline_entries: int = Field(
+        default=3,
+        ge=2,
+        le=21,
+        description="Complete NEWS2 sets kept as the rolling trend baseline (a sliding-window "
+        "minimum: only sets that can still be the lowest of a window are kept).",
+    )
 
 
 class AckMinutes(_Strict):
@@ -194,11 +201,16 @@ class IncompleteSetRule(_Rule):
 
 
 class News2TrendRule(_Rule):
-    """Fires when NEWS2 rose by >= ``min_rise`` against the previous one within the window."""
+    """Fires when NEWS2 rose by >= ``min_rise`` above the rolling baseline: the lowest NEWS2 of
+    the *complete* observation sets of the ``within_hours`` before the observation. Partial
+    sets never count as baseline. Once per rise: a later set at the same or a lower level is
+    noted, a further rise fires again."""
 
     kind: Literal["news2_trend"]
     min_rise: int = Field(ge=1, le=20)
-    within_hours: float = Field(gt=0, le=24 * 7)
+    within_hours: float = Field(
+        gt=0, le=24 * 7, description="Length of the rolling baseline window, hours."
+    )
     severity: Severity
 
 

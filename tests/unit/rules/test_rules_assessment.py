@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +19,12 @@ from dispatcher.rules.assessment import (
     Assessment,
     evaluate,
 )
-from dispatcher.rules.context import CitizenContext, empty_context
+from dispatcher.rules.context import (
+    CitizenContext,
+    baseline_news2,
+    empty_context,
+    record_news2,
+)
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import RULE_KINDS, News2BandRule, News2TrendRule, default_ruleset
 
@@ -175,7 +180,7 @@ class TestNews2Trend:
         assert a.news2.total == TREND.min_rise
         assert fired(a) == {TREND.id}
         reason = a.reasons[0]
-        assert reason.inputs["previous_total"] == 0
+        assert reason.inputs["baseline_total"] == 0
         assert reason.inputs["rise"] == TREND.min_rise
 
     def test_rise_of_one_does_not(self) -> None:
@@ -304,7 +309,7 @@ class TestEntryPoint:
         assert ctx.last_observation_at == bare.occurred_at
         a, _ = evaluate(observation(respiration_rate=22, pulse=115), ctx, NOW, RS)  # 2 + 2
         trend = next(r for r in a.reasons if r.rule_id == TREND.id)
-        assert trend.inputs["previous_total"] == 2
+        assert trend.inputs["baseline_total"] == 2
         assert trend.inputs["rise"] == 2
 
 
@@ -466,3 +471,97 @@ class TestNeverSilent:
         assert a.news2_urgency != "routine monitoring" or (
             a.news2 is not None and not a.news2.missing
         )
+
+
+PARTIAL = {"respiration_rate": None, "on_oxygen": None, "systolic_bp": None, "temperature": None}
+
+
+def _fold(*observations: NurseObservation) -> CitizenContext | None:
+    ctx = None
+    for o in observations:
+        _, ctx = evaluate(o, ctx, NOW, RS)
+    return ctx
+
+
+class TestTrendOverARollingBaseline:
+    """Issue 12 item 6: NEWS2 against the lowest complete set of the last within_hours hours;
+    partial sets never count as baseline; once per rise."""
+
+    def test_slow_rise_over_a_day_fires(self) -> None:
+        """0 -> 1 -> 2 over 20 hours: each step is 1, but 2 above the baseline 0 fires."""
+        ctx = _fold(
+            observation(at=NOW - timedelta(hours=20)),
+            observation(at=NOW - timedelta(hours=12), respiration_rate=10),  # 1
+        )
+        a, _ = evaluate(observation(respiration_rate=22), ctx, NOW, RS)  # 2
+        trend = next(r for r in a.reasons if r.rule_id == TREND.id)
+        assert trend.inputs["baseline_total"] == 0
+        assert trend.inputs["rise"] == 2
+        assert trend.inputs["previous_total"] == 1
+
+    def test_partial_set_scored_zero_is_not_a_baseline(self) -> None:
+        """Full set 3, then a partial set scoring 0, then a full set 3: no jump, no trend."""
+        ctx = _fold(
+            observation(at=NOW - timedelta(hours=6), respiration_rate=26),  # 3
+            observation(
+                at=NOW - timedelta(hours=3),
+                respiration_rate=None,
+                **{k: v for k, v in PARTIAL.items() if k != "respiration_rate"},
+            ),  # spo2, pulse, consciousness only: 0, partial
+        )
+        assert ctx is not None
+        assert [e.total for e in ctx.news2_baseline] == [3]
+        a, _ = evaluate(observation(respiration_rate=26), ctx, NOW, RS)
+        assert TREND.id not in fired(a)
+
+    def test_once_per_rise_then_again_when_worse(self) -> None:
+        """0, then 2 (fires), then 2 (noted, no second page), then 3 (fires again)."""
+        o0 = observation(at=NOW - timedelta(hours=6))
+        o2 = observation(at=NOW - timedelta(hours=4), respiration_rate=22)
+        o2b = observation(at=NOW - timedelta(hours=2), respiration_rate=22)
+        o3 = observation(respiration_rate=22, temperature=38.5)
+        ctx = _fold(o0)
+        a2, ctx = evaluate(o2, ctx, NOW, RS)
+        a2b, ctx = evaluate(o2b, ctx, NOW, RS)
+        a3, _ = evaluate(o3, ctx, NOW, RS)
+        assert TREND.id in fired(a2)
+        assert TREND.id not in fired(a2b)
+        assert any("already raised" in n for n in a2b.notes)
+        assert TREND.id in fired(a3)
+
+    @pytest.mark.parametrize(("hours_before", "fires"), [(24.0, True), (24.01, False)])
+    def test_window_edge(self, hours_before: float, fires: bool) -> None:
+        """A baseline exactly within_hours before counts; one just older does not."""
+        ctx = _fold(observation(at=NOW - timedelta(hours=hours_before)))
+        a, _ = evaluate(observation(respiration_rate=22), ctx, NOW, RS)
+        assert (TREND.id in fired(a)) == fires
+
+    def test_no_baseline_is_said(self) -> None:
+        """Without a complete set in the window the assessment says there is no baseline."""
+        a, _ = evaluate(observation(respiration_rate=22), None, NOW, RS)
+        assert any("no trend baseline" in n for n in a.notes)
+
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 10), st.booleans(), st.integers(1, 6)),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    @settings(max_examples=80, deadline=None)
+    def test_baseline_equals_the_brute_force_window_minimum(
+        self, steps: list[tuple[int, bool, int]]
+    ) -> None:
+        """For in-order observations, the kept baseline is the minimum of the complete totals
+        in the window, as a brute force over every set gives (bounded queue large enough)."""
+        ctx = empty_context("cit-7f3a9c")
+        at = NOW - timedelta(days=5)
+        seen: list[tuple[datetime, int]] = []
+        for total, complete, gap_h in steps:
+            at += timedelta(hours=gap_h)
+            window = [t for when, t in seen if at - timedelta(hours=24) <= when < at]
+            base = baseline_news2(ctx, at, 24)
+            assert (base.total if base else None) == (min(window) if window else None)
+            ctx = record_news2(ctx, at, total, complete, keep=3, baseline_keep=21)
+            if complete:
+                seen.append((at, total))

@@ -307,6 +307,35 @@ SCENARIOS: list[Scenario] = [
         rules=frozenset({"nurse.worry"}),
         extra={"competence": "heart_failure"},
     ),
+    # --- issue 12 item 6: trends over a rolling baseline ------------------------------------
+    Scenario(
+        name="NEWS2 0 -> 1 -> 2 over 20 h: 2 above the day's baseline, prompt nurse review",
+        events=(
+            observation(at=NOW - 20 * H),
+            observation(at=NOW - 12 * H, respiration_rate=10),
+            observation(respiration_rate=22),
+        ),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"news2.trend"}),
+    ),
+    Scenario(
+        name="full set 3, partial set scored 0, full set 3: no false jump",
+        events=(
+            observation(at=NOW - 6 * H, respiration_rate=26),
+            observation(
+                at=NOW - 3 * H,
+                respiration_rate=None,
+                on_oxygen=None,
+                systolic_bp=None,
+                temperature=None,
+            ),
+            observation(respiration_rate=26),
+        ),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"news2.red_score"}),  # the red score still pages; no news2.trend
+    ),
 ]
 
 
