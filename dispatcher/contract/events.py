@@ -161,6 +161,13 @@ class DischargeEvent(EventEnvelope):
         "says so.",
     )
     follow_up: list[FollowUp] = Field(default_factory=list, max_length=20)
+    weight_kg: float | None = Field(
+        default=None,
+        ge=20,
+        le=350,
+        description="Weight at discharge (the 'dry weight' after diuresis), kg. Optional: when "
+        "present the heart-failure weight rules use it as the baseline.",
+    )
 
     @model_validator(mode="after")
     def _flag_set_or_ended(self) -> DischargeEvent:

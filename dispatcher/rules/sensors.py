@@ -7,9 +7,7 @@ and read the bounded history in ``CitizenContext`` *after* the current reading w
   for older people living at home; there is nothing to debounce.
 * **Sustained breach**: by time window over a bounded episode summary, in
   ``dispatcher.rules.windows`` (issue 12 item 1).
-* **Weight gain** (``weight_gain``): in heart failure a gain of about 2 kg in 3 days signals
-  fluid retention (ESC 2021 heart-failure guideline, self-care advice). Compared with the lowest
-  weight in the window; fires once per episode.
+* **Weight** (gain, loss, artefacts, baseline): ``dispatcher.rules.weight`` (issue 12 item 7).
 * **Silence** (``sensor_silence``): a high-risk citizen whose sensors have sent nothing valid
   for ``silent_hours``. Called by a timer, not by an event.
 """
@@ -19,12 +17,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from dispatcher.contract.events import SensorReading
-from dispatcher.rules.context import CitizenContext, Sample
+from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
     FallRule,
     SensorSilenceRule,
-    WeightGainRule,
 )
 
 
@@ -46,51 +43,6 @@ def fall(rule: FallRule, reading: SensorReading) -> Outcome:
                 "at": _iso(reading.occurred_at),
             },
         )
-    return out
-
-
-def _gain_at(weights: tuple[Sample, ...], i: int, within: timedelta) -> tuple[float, Sample] | None:
-    """Gain of weight ``i`` over the lowest earlier weight within ``within`` (rounded to 1 g)."""
-    earlier = [w for w in weights[:i] if weights[i].at - w.at <= within]
-    if not earlier:
-        return None
-    low = min(earlier, key=lambda w: w.value)
-    return round(weights[i].value - low.value, 3), low
-
-
-def weight_gain(rule: WeightGainRule, ctx: CitizenContext) -> Outcome:
-    """Fire when weight rose by >= ``min_gain_kg`` within ``within_days`` (once per episode)."""
-    out = Outcome()
-    if rule.conditions and not set(rule.conditions) & set(ctx.conditions):
-        return out
-    weights = ctx.weights
-    within = timedelta(days=rule.within_days)
-    now_gain = _gain_at(weights, len(weights) - 1, within) if weights else None
-    if now_gain is None or now_gain[0] < rule.min_gain_kg:
-        return out
-    gain, low = now_gain
-    before = _gain_at(weights, len(weights) - 2, within) if len(weights) >= 2 else None
-    if before is not None and before[0] >= rule.min_gain_kg:
-        out.notes.append(
-            f"{rule.id}: weight still {gain:g} kg above {low.value:g} kg; already escalated."
-        )
-        return out
-    current = weights[-1]
-    out.fire(
-        rule,
-        rule.severity,
-        f"Weight up {gain:g} kg ({low.value:g} -> {current.value:g} kg) within "
-        f"{rule.within_days:g} days: possible fluid retention.",
-        {
-            "gain_kg": gain,
-            "min_gain_kg": rule.min_gain_kg,
-            "within_days": rule.within_days,
-            "from": [_iso(low.at), low.value],
-            "to": [_iso(current.at), current.value],
-            "conditions": list(ctx.conditions),
-            "baseline_weight_kg": ctx.baseline_weight_kg,
-        },
-    )
     return out
 
 

@@ -198,6 +198,7 @@ class TestBoundedHistory:
             },
             weights=tuple(Sample(at=at, value=123.456) for _ in range(h.weights)),
             baseline_weight_kg=123.456,
+            discharge_weight_kg=123.456,
             news2_history=tuple(
                 News2Entry(at=at, total=20, complete=True) for _ in range(h.news2_entries)
             ),
