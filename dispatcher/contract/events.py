@@ -427,13 +427,31 @@ class DeadLetter(_Model):
     source_topic: str
     partition: int
     offset: int
-    key_b64: str | None = None
+    key_b64: str | None = Field(
+        default=None,
+        description="The original Kafka key, base64: at most its first 1 KiB, CPR-shaped "
+        "numbers replaced by '#' (see key_redacted).",
+    )
+    key_size: int | None = Field(
+        default=None, ge=0, description="Size of the original key in bytes (null: no key)."
+    )
+    key_sha256: str | None = Field(default=None, description="SHA-256 of the whole original key.")
+    key_truncated: bool = False
+    key_redacted: bool = Field(
+        default=False, description="CPR-shaped numbers in the key excerpt were replaced by '#'."
+    )
     original_b64: str = Field(
-        description="The original message bytes, base64 (the first 64 KiB when truncated)."
+        description="The original message bytes, base64: at most the first 64 KiB, CPR-shaped "
+        "numbers replaced by '#' (see original_redacted)."
     )
     original_size: int = Field(default=0, ge=0, description="Size of the original in bytes.")
     original_sha256: str | None = Field(default=None, description="SHA-256 of the original.")
     original_truncated: bool = False
+    original_redacted: bool = Field(
+        default=False,
+        description="CPR-shaped numbers in the excerpt were replaced by '#' (it is then not a "
+        "prefix of the original).",
+    )
     category: DeadLetterCategory = Field(
         default=DeadLetterCategory.VALIDATION,
         description="Why it was refused: malformed bytes, an unsupported schema_version, a field "

@@ -32,6 +32,7 @@ from dispatcher.contract.events import (
     InputEvent,
     SensorSilenceCheck,
 )
+from dispatcher.contract.excerpt import excerpt, redact_cpr
 from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
 from dispatcher.contract.vocab import TIMER_SOURCE, WHOLE_MESSAGE, DeadLetterCategory
 from dispatcher.ingest.decoding import Decoded, decode, past_max_age
@@ -114,9 +115,24 @@ def rule_error(exc: Exception) -> FieldError:
     return FieldError(field=WHOLE_MESSAGE, reason=f"rule error: {type(exc).__name__}: {exc}")
 
 
-# A dead letter carries at most this much of the original message: an oversized input must not
-# make an oversized output that the broker refuses (which would jam the outbox behind it).
+# A dead letter carries at most this much of the original message and of its key, redacted
+# (``contract.excerpt``): an oversized input must not make an oversized output that the broker
+# refuses. With at most MAX_DEAD_LETTER_ERRORS errors of bounded text, a dead letter stays far
+# below the broker's 1 MB message limit whatever it was sent.
 MAX_DEAD_LETTER_ORIGINAL = 64 * 1024
+MAX_DEAD_LETTER_KEY = 1024
+MAX_DEAD_LETTER_ERRORS = 20
+MAX_ERROR_FIELD = 200
+MAX_ERROR_REASON = 500
+
+
+def _bounded(error: FieldError) -> FieldError:
+    """An error with its field and reason cut to bounded length and CPR-shaped numbers hidden."""
+    field_name = redact_cpr(error.field[:MAX_ERROR_FIELD])
+    reason = redact_cpr(error.reason[:MAX_ERROR_REASON])
+    if field_name == error.field and reason == error.reason:
+        return error
+    return FieldError(field=field_name, reason=reason)
 
 
 def make_dead_letter(
@@ -126,22 +142,28 @@ def make_dead_letter(
     event_id: UUID | None,
     category: DeadLetterCategory,
 ) -> DeadLetter:
-    original = msg.value or b""
-    kept = original[:MAX_DEAD_LETTER_ORIGINAL]
+    value = excerpt(msg.value or b"", MAX_DEAD_LETTER_ORIGINAL)
+    key = excerpt(msg.key, MAX_DEAD_LETTER_KEY) if msg.key is not None else None
+    kept_errors = [_bounded(e) for e in errors[:MAX_DEAD_LETTER_ERRORS]]
     return DeadLetter(
         dead_letter_id=dead_letter_id_for(msg),
         rejected_at=now,
         source_topic=msg.topic,
         partition=msg.partition,
         offset=msg.offset,
-        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
-        original_b64=base64.b64encode(kept).decode(),
-        original_size=len(original),
-        original_sha256=hashlib.sha256(original).hexdigest(),
-        original_truncated=len(kept) < len(original),
+        key_b64=base64.b64encode(key.kept).decode() if key is not None else None,
+        key_size=key.size if key is not None else None,
+        key_sha256=key.sha256 if key is not None else None,
+        key_truncated=key.truncated if key is not None else False,
+        key_redacted=key.redacted if key is not None else False,
+        original_b64=base64.b64encode(value.kept).decode(),
+        original_size=value.size,
+        original_sha256=value.sha256,
+        original_truncated=value.truncated,
+        original_redacted=value.redacted,
         category=category,
-        error=errors[0],
-        errors=errors,
+        error=kept_errors[0],
+        errors=kept_errors,
         event_id=event_id,
     )
 

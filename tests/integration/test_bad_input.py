@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from dispatcher.contract.topics import NURSE_OBSERVATIONS, SENSOR_READINGS
+from dispatcher.contract.vocab import CPR_PATTERN
 from dispatcher.devstack.stack import Stack, WorkerProcess
 from tests import helpers
 from tests.integration.conftest import Publish, TopicReader, wait_audited
@@ -94,11 +95,56 @@ class TestDeadLetters:
         assert letter["original_size"] == len(raw)
         assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
         kept = base64.b64decode(letter["original_b64"])
-        assert kept == raw[: len(kept)]
+        # A CPR-shaped number is replaced by '#' in the excerpt (issue 11 item 1).
+        assert letter["original_redacted"] == (case_id == "cpr-as-id")
+        if letter["original_redacted"]:
+            assert CPR_PATTERN.search(kept.decode("latin-1")) is None
+            assert len(kept) == len(raw)
+        else:
+            assert kept == raw[: len(kept)]
         assert letter["original_truncated"] == (len(kept) < len(raw))
         assert letter["error"]["field"] == field
         assert fragment.lower() in letter["error"]["reason"].lower()
         assert letter["source_topic"] == NURSE_OBSERVATIONS
+        assert worker.alive()
+
+
+class TestBoundedDeadLetters:
+    def test_800_kb_key_makes_a_small_redacted_dead_letter_and_paging_goes_on(
+        self,
+        publish: Publish,
+        dead_letters: TopicReader,
+        escalations: TopicReader,
+        worker: WorkerProcess,
+    ) -> None:
+        """Issue 11 item 1: a message with an 800 KB key (and a CPR number in key and value) is
+        dead-lettered with a bounded, redacted excerpt of both plus their size and SHA-256; the
+        dead letter is published (it fits), and a page queued after it still goes out."""
+        cpr = "010203-1234"
+        key = cpr.encode() + b"k" * 800_000
+        raw = f'{{"citizen_id": "{cpr}", "pad": "'.encode() + b"x" * 1_000 + b'"}'
+        publish(NURSE_OBSERVATIONS, raw, key.decode())
+        cid = helpers.citizen()
+        publish(NURSE_OBSERVATIONS, helpers.deteriorating(cid), None)
+        key_sha = hashlib.sha256(key).hexdigest()
+        found = dead_letters.wait_for(lambda d: d.get("key_sha256") == key_sha)
+        assert len(found) == 1
+        letter = found[0]
+        kept_key = base64.b64decode(letter["key_b64"])
+        kept = base64.b64decode(letter["original_b64"])
+        assert len(kept_key) == 1024
+        assert letter["key_truncated"]
+        assert letter["key_redacted"]
+        assert letter["key_size"] == len(key)
+        assert letter["original_size"] == len(raw)
+        assert letter["original_sha256"] == hashlib.sha256(raw).hexdigest()
+        assert letter["original_redacted"]
+        assert letter["original_truncated"] is False
+        assert len(json.dumps(letter)) < 100_000
+        for excerpt in (kept_key, kept):
+            assert CPR_PATTERN.search(excerpt.decode("latin-1")) is None
+        assert cpr not in json.dumps(letter)
+        assert len(escalations.wait_for(lambda e: e["citizen_id"] == cid)) == 1
         assert worker.alive()
 
 
