@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from dispatcher.cli import evaluate as cli_evaluate
 from dispatcher.cli import ops as cli_ops
 from dispatcher.cli import rules as cli_rules
 from dispatcher.config import Settings
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_rules.add_subparsers(sub)
     cli_ops.add_subparsers(sub)
+    cli_evaluate.add_subparsers(sub)
     return parser
 
 
@@ -231,6 +233,7 @@ def _run(args: argparse.Namespace) -> int:
         "reconcile": cmd_reconcile,
         **cli_rules.HANDLERS,
         **cli_ops.HANDLERS,
+        **cli_evaluate.HANDLERS,
     }
     return handlers[args.command](args)
 

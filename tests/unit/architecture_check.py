@@ -126,6 +126,17 @@ PURE_ALLOWED: Mapping[str, tuple[str, ...]] = {
     "ingest.decoding": ("contract", "errors", "rules", "ingest.decoding"),
     "ingest.planner": ("contract", "errors", "rules", "ingest.decoding"),
     "errors": (),
+    "evaluate": (
+        "contract",
+        "errors",
+        "rules",
+        "routing",
+        "cases.lifecycle",
+        "cases.pages",
+        "ingest.decoding",
+        "ingest.planner",
+        "evaluate",
+    ),
 }
 PURE_ANY = ("contract",)  # pure, and may import any pure module
 
