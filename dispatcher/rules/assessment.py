@@ -51,7 +51,7 @@ from dispatcher.contract.events import (
 )
 from dispatcher.contract.vocab import SEVERITY_RANK, Severity, max_severity
 from dispatcher.rules import context as cx
-from dispatcher.rules import news2, plausibility, sensors, windows
+from dispatcher.rules import news2, plausibility, sensors, weight, windows
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
@@ -70,6 +70,7 @@ from dispatcher.rules.ruleset import (
     SpotCheckRule,
     SustainedSensorRule,
     WeightGainRule,
+    WeightLossRule,
     default_ruleset,
     rule_kind,
 )
@@ -440,7 +441,14 @@ def _fall(rule: FallRule, f: SensorFacts) -> Outcome:
 def _weight_gain(rule: WeightGainRule, f: SensorFacts) -> Outcome:
     if f.reading.kind != SensorKind.WEIGHT:
         return Outcome()
-    return sensors.weight_gain(rule, f.ctx)
+    return weight.gain(rule, f.ctx)
+
+
+@_registers(SENSOR_EVALUATORS, WeightLossRule)
+def _weight_loss(rule: WeightLossRule, f: SensorFacts) -> Outcome:
+    if f.reading.kind != SensorKind.WEIGHT:
+        return Outcome()
+    return weight.loss(rule, f.ctx)
 
 
 # Sensor kinds evaluated for the record even when their reading is stale (suppressed, never

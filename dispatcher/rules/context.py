@@ -126,6 +126,9 @@ class CitizenContext(_Frozen):
     baseline_weight_kg: float | None = Field(
         default=None, description="First valid weight after the latest discharge."
     )
+    discharge_weight_kg: float | None = Field(
+        default=None, description="Weight documented at the latest discharge (dry weight)."
+    )
     news2_history: tuple[News2Entry, ...] = ()
     news2_baseline: tuple[News2Entry, ...] = Field(
         default=(),
@@ -261,6 +264,7 @@ def apply_discharge(
             "district": event.district,
             "last_discharge_event_id": str(event.event_id),
             "baseline_weight_kg": None,  # a new stay: the baseline is re-taken at home
+            "discharge_weight_kg": event.weight_kg,
         }
     return base.model_copy(update=update)
 

@@ -368,15 +368,38 @@ class SpotCheckRule(_Rule):
 
 
 class WeightGainRule(_Rule):
-    """Fires when weight rose by >= ``min_gain_kg`` within ``within_days`` (heart failure)."""
+    """Fires when weight rose by >= ``min_gain_kg`` within ``within_days`` (heart failure).
+
+    Weights are first cleaned of artefacts (``dispatcher.rules.weight``): a step of more than
+    ``artefact_step_kg`` from the previous weight is held until the next weight confirms it and
+    dropped when the next weight contradicts it (e.g. one step-off reading). The gain is the
+    lowest of the newest ``sustained_readings`` weights minus the reference: the lowest weight
+    of the window before them (``reference: window``), or the discharge weight when documented,
+    else that rolling lowest (``reference: baseline``). Fires once per episode.
+    """
 
     kind: Literal["weight_gain"]
     min_gain_kg: float = Field(gt=0, le=50)
     within_days: float = Field(gt=0, le=21)
+    sustained_readings: int = Field(default=1, ge=1, le=7)
+    reference: Literal["window", "baseline"] = "window"
+    artefact_step_kg: float | None = Field(default=None, gt=0, le=50)
     conditions: list[Name] = Field(
         default_factory=list, description="Only for citizens with one of these; empty = all."
     )
     severity: Severity
+
+
+class WeightLossRule(_Rule):
+    """Weight fell by >= ``min_loss_kg`` within ``within_days``: noted (default severity low:
+    shown with its reason, never paged), e.g. over-diuresis or dehydration in heart failure."""
+
+    kind: Literal["weight_loss"]
+    min_loss_kg: float = Field(gt=0, le=50)
+    within_days: float = Field(gt=0, le=21)
+    artefact_step_kg: float | None = Field(default=None, gt=0, le=50)
+    conditions: list[Name] = Field(default_factory=list)
+    severity: Severity = "low"
 
 
 class SensorSilenceRule(_Rule):
@@ -404,6 +427,7 @@ Rule = Annotated[
     | SustainedSensorRule
     | SpotCheckRule
     | WeightGainRule
+    | WeightLossRule
     | SensorSilenceRule,
     Field(discriminator="kind"),
 ]
@@ -540,7 +564,10 @@ def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
         if rule.id in seen:
             issues.append(RuleIssue(source, rule.id, "id", "duplicate rule id"))
         seen.add(rule.id)
-        if isinstance(rule, WeightGainRule) and rule.within_days > rs.history.weight_days:
+        if (
+            isinstance(rule, (WeightGainRule, WeightLossRule))
+            and rule.within_days > rs.history.weight_days
+        ):
             issues.append(
                 RuleIssue(
                     source,

@@ -336,6 +336,68 @@ SCENARIOS: list[Scenario] = [
         tier="nurse",
         rules=frozenset({"news2.red_score"}),  # the red score still pages; no news2.trend
     ),
+    # --- issue 12 item 7: heart-failure weight ---------------------------------------------
+    Scenario(
+        name="heart failure, one step-off scale reading (+19 kg) then normal: never paged",
+        events=(
+            discharge(diagnoses=["I50.0"], at=NOW - 10 * 24 * H),
+            reading(SensorKind.WEIGHT, 70.0, at=NOW - 24 * H),
+            reading(SensorKind.WEIGHT, 89.0, at=NOW - 12 * H),
+            reading(SensorKind.WEIGHT, 70.2, at=NOW - 1 * H),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        notes_contain=("rejected as an artefact",),
+    ),
+    Scenario(
+        name="heart failure, 70 -> 72 kg in 2 days: fluid retention, prompt nurse",
+        events=(
+            discharge(diagnoses=["I50.0"], at=NOW - 10 * 24 * H),
+            reading(SensorKind.WEIGHT, 70.0, at=NOW - 48 * H),
+            reading(SensorKind.WEIGHT, 71.0, at=NOW - 24 * H),
+            reading(SensorKind.WEIGHT, 72.0, at=NOW - 1 * H),
+        ),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"heart_failure.weight_gain"}),
+    ),
+    Scenario(
+        name="heart failure, +0.5 kg a day for 6 days: slow gain over a week pages once",
+        events=(
+            discharge(diagnoses=["I50.0"], at=NOW - 10 * 24 * H),
+            *(
+                reading(SensorKind.WEIGHT, 70.0 + 0.5 * i, at=NOW - (6 - i) * 24 * H)
+                for i in range(7)
+            ),
+        ),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"heart_failure.weight_gain_week"}),
+    ),
+    Scenario(
+        name="heart failure, weight 2.5 kg above the documented discharge weight twice",
+        events=(
+            discharge(diagnoses=["I50.0"], at=NOW - 10 * 24 * H, weight_kg=68.0),
+            reading(SensorKind.WEIGHT, 70.5, at=NOW - 24 * H),
+            reading(SensorKind.WEIGHT, 70.6, at=NOW - 1 * H),
+        ),
+        severity="medium",
+        tier="nurse",
+        rules=frozenset({"heart_failure.weight_gain_week"}),
+    ),
+    Scenario(
+        name="heart failure, weight down 2 kg in 3 days: noted, not paged",
+        events=(
+            discharge(diagnoses=["I50.0"], at=NOW - 10 * 24 * H),
+            reading(SensorKind.WEIGHT, 72.0, at=NOW - 48 * H),
+            reading(SensorKind.WEIGHT, 71.0, at=NOW - 24 * H),
+            reading(SensorKind.WEIGHT, 70.0, at=NOW - 1 * H),
+        ),
+        severity="low",
+        tier=None,
+        rules=frozenset({"heart_failure.weight_loss"}),
+    ),
 ]
 
 
