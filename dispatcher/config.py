@@ -84,6 +84,25 @@ class Settings(BaseModel):
     # --- HTTP API process (dispatcher api) ------------------------------------------------
     api_pool_min: int = Field(default=1, ge=1, description="API PostgreSQL pool, minimum.")
     api_pool_max: int = Field(default=10, ge=1, description="API PostgreSQL pool, maximum.")
+    # --- what an acknowledgement covers (docs/cases.md) ------------------------------------
+    ack_quiet_period_min: float = Field(
+        default=60.0,
+        gt=0,
+        description="A rule already on an acknowledged case re-notifies its assignee (an "
+        "'update' page) when it fires again after this many minutes without firing on the case.",
+    )
+    ack_stale_after_h: float = Field(
+        default=12.0,
+        gt=0,
+        description="An acknowledged case unresolved this many hours after its acknowledgement "
+        "asks its team to resolve or renew it; from then on a new finding opens a new case.",
+    )
+    burst_window_min: float = Field(
+        default=5.0,
+        gt=0,
+        description="Firings of one rule within this many minutes of the first of their burst "
+        "are counted as one burst on the case ('3 x sensor.fall within 2 min').",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
+import math
 from dispatcher.cases.pages import Page, PageKind
 from dispatcher.contract.events import Escalation
 from dispatcher.contract.vocab import (
@@ -65,6 +66,9 @@ class Case:
         return self.chain[min(self.level, len(self.chain) - 1)]
 
     @property
+    # The citizen's newer case that took over because this acknowledgement went stale
+    # (``AckPolicy.stale_after``); a superseded case no longer takes escalations in.
+    superseded_by: UUID | None = None
     def tier(self) -> Tier:
         return self.target.tier
 
@@ -117,6 +121,9 @@ Action = Literal[
 @dataclass(frozen=True)
 class CaseDecision:
     action: Action
+    "renotified",
+    "renewal_asked",
+    "renewed",
     case: Case | None
     page: Page | None = None
     events: tuple[CaseEvent, ...] = ()
@@ -127,6 +134,10 @@ SYSTEM = "dispatcher"
 
 
 def _rules(esc: Escalation) -> list[str]:
+    # A stale acknowledged case this decision's new case took over from, with its own events
+    # (stored before the new case: the one-open-case-per-citizen index counts only one).
+    superseded: Case | None = None
+    superseded_events: tuple[CaseEvent, ...] = ()
     return [r.rule_id for r in esc.reasons]
 
 
@@ -285,7 +296,9 @@ def _attach(case: Case, rules: list[str], now: datetime) -> Case:
     )
 
 
-def _inhibited(esc: Escalation, rules: list[str], attached: Case) -> CaseDecision:
+def _inhibited(
+    esc: Escalation, rules: list[str], attached: Case, why: str | None = None
+) -> CaseDecision:
     """Joined to the doctor-level case without a page, recording whom it would have paged."""
     detail = {
         **_escalation_detail(esc, rules),
@@ -295,9 +308,17 @@ def _inhibited(esc: Escalation, rules: list[str], attached: Case) -> CaseDecisio
     return CaseDecision("inhibited", attached, None, (CaseEvent(SYSTEM, "inhibited", detail),))
 
 
-def _attached(esc: Escalation, rules: list[str], attached: Case) -> CaseDecision:
+def _attached(
+    esc: Escalation,
+    rules: list[str],
+    attached: Case,
+    why: str | None = None,
+    facts: dict[str, Any] | None = None,
+) -> CaseDecision:
     """Joined without a page: whoever has the case already knows the citizen needs help."""
-    detail = {**_escalation_detail(esc, rules), "note": "same or lower severity"}
+    detail = {**_escalation_detail(esc, rules), **(facts or {}), "note": "same or lower severity"}
+    if why is not None:
+        detail["why"] = why
     return CaseDecision("attached", attached, None, (CaseEvent(SYSTEM, "attached", detail),))
 
 
@@ -314,18 +335,32 @@ def on_escalation(
     """Decide what an incoming escalation does to the citizen's case.
 
     ``route_for(severity)`` computes a route on demand (only when a case is opened or raised).
-    ``page_seq`` is the next page number for the case (1 for a new case).
+    ``page_seq`` is the next page number for the case (1 for a new case). ``policy``: what an
+    acknowledgement covers (quiet period, stale-after, burst window). Every rule that fires is
+    counted on the case (``detail["findings"]``, bursts collapsed), whatever the decision.
 
-    ============  ==================  =========  ==========================================
-    open case     escalation          silenced   decision
-    ============  ==================  =========  ==========================================
-    none          any                 yes        silenced: no case, no page
-    none          any                 no         opened: new case, page rung 0
-    yes           more severe         either     raised: re-routed; paged unless silenced
-    doctor-level  same or lower, not  ignored    inhibited: attached, no page
-                  doctor-routed
-    yes           same or lower       ignored    attached: no page
-    ============  ==================  =========  ==========================================
+    =============  ==================  =========  ==========================================
+    open case      escalation          silenced   decision
+    =============  ==================  =========  ==========================================
+    none           any                 yes        silenced: no case, no page
+    none           any                 no         opened: new case, page rung 0
+    acknowledged   any                 yes        silenced: no case, no page
+    >= stale_after
+    acknowledged   any                 no         opened: a new case, page rung 0; the stale
+    >= stale_after                                case is marked superseded by it
+    yes            more severe         either     raised: re-routed; paged unless silenced
+    acknowledged   same or lower: a    no         renotified: ``update`` page to the current
+                   new rule, or a rule            rung, new deadline, awaits ack again
+                   quiet >= quiet_                (inhibition does not apply: the assignee
+                   period                         of a doctor-level case is told)
+    acknowledged   same, as above      yes        silenced: attached, no page
+    acknowledged   same or lower,      ignored    attached: counted, no page
+                   rules fired within
+                   the quiet period
+    awaiting ack,  same or lower, not  ignored    inhibited: attached, counted, no page
+    doctor-level   doctor-routed
+    awaiting ack   same or lower       ignored    attached: counted, no page
+    =============  ==================  =========  ==========================================
     """
     rules = _rules(esc)
     silence = _matching_silence(esc, rules, silences, now)
@@ -334,13 +369,54 @@ def on_escalation(
             return _silenced(esc, rules, silence)
         return _open_new(esc, rules, route_for(esc.severity), now=now, page_seq=page_seq, meta=meta)
     if _raises_severity(esc, open_case):
-        return _raise(
+        raised = _raise(
             esc, rules, open_case, route_for(esc.severity), silence, now=now, page_seq=page_seq
         )
     attached = _attach(open_case, rules, now)
     if _inhibits(open_case, esc):
-        return _inhibited(esc, rules, attached)
-    return _attached(esc, rules, attached)
+        return _inhibited(esc, rules, attached, waiting)
+    return _attached(esc, rules, attached, waiting)
+
+
+def on_stale_ack(
+    case: Case, now: datetime, page_seq: int, policy: AckPolicy = DEFAULT_ACK_POLICY
+) -> CaseDecision | None:
+    """Ask the team of an acknowledgement gone stale (``policy.stale_after``, case unresolved)
+    to resolve or renew the case: one ``resolve_or_renew`` page to the current rung, once per
+    acknowledgement (``detail["renewal"]``). ``None`` when the case is not stale, was asked
+    already or was superseded. The page needs no acknowledgement: nothing re-escalates it."""
+    if not lapsed(case, now, policy) or case.superseded_by is not None or RENEWAL in case.detail:
+        return None
+    assert case.acknowledged_at is not None  # lapsed() holds
+    reason = (
+        f"acknowledged by {_acked_by(case)}, {_span(now - case.acknowledged_at)} ago, and still "
+        f"unresolved: resolve it, or acknowledge it again to renew it for "
+        f"{_span(policy.stale_after)}; until then any new finding for the citizen opens a new case"
+    )
+    asked = replace(
+        case,
+        updated_at=now,
+        detail={
+            **case.detail,
+            RENEWAL: {
+                "asked_at": now.isoformat(),
+                "acknowledged_at": case.acknowledged_at.isoformat(),
+                "page_seq": page_seq,
+            },
+        },
+    )
+    page = replace(_page(asked, page_seq, "resolve_or_renew", reason), ack_deadline=now)
+    event = CaseEvent(
+        SYSTEM,
+        "renewal_asked",
+        {
+            "why": reason,
+            "acknowledged_by": case.acknowledged_by,
+            "acknowledged_at": case.acknowledged_at.isoformat(),
+            "stale_after_h": policy.stale_after / timedelta(hours=1),
+        },
+    )
+    return CaseDecision("renewal_asked", asked, page, (event, _paged(page)))
 
 
 def escalate_one_rung(
@@ -403,24 +479,332 @@ def on_delivery_failed(case: Case, now: datetime, page_seq: int) -> CaseDecision
         return None
     return escalate_one_rung(case, now, page_seq, "push undeliverable", "delivery_failed")
 
+    if why is not None:
+        detail["why"] = why
 
 def acknowledge(case: Case, actor: str, now: datetime) -> CaseDecision:
     if case.state == CaseState.RESOLVED:
         raise TransitionError("case is resolved")
     if case.state == CaseState.ACKNOWLEDGED:
-        return CaseDecision("acknowledged", case, None, ())
+        renewal = case.detail.get(RENEWAL)
+        if renewal is None:
+            return CaseDecision("acknowledged", case, None, ())
+        renewed = replace(
+            case, acknowledged_at=now, acknowledged_by=actor, updated_at=now, detail=rest
+        )
+        why = "acknowledged again after the team was asked to resolve or renew it: renewed"
+        detail = {
+            "why": why,
+            "asked": renewal,
+            "previous_ack": {
+                "by": case.acknowledged_by,
+                "at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
+            },
+            "covers": list(case.detail.get("rules", [])),
+        }
+        return CaseDecision("renewed", renewed, None, (CaseEvent(actor, "renewed", detail),))
     acked = replace(
         case,
         state=CaseState.ACKNOWLEDGED,
+# --- acknowledgement covers what was acknowledged (docs/cases.md) ----------------------------
+
+DEFAULT_QUIET_PERIOD = timedelta(minutes=60)
+DEFAULT_STALE_AFTER = timedelta(hours=12)
+DEFAULT_BURST_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AckPolicy:
+    """What an acknowledgement covers, and for how long.
+
+    ``quiet_period``: a rule already on an acknowledged case re-notifies its assignee when it
+    fires again after at least this long without firing on the case (exactly this long counts).
+    ``stale_after``: an acknowledgement this old (the case unresolved) asks its team to resolve
+    or renew the case, and from then on a new finding opens a new case. ``burst_window``: the
+    firings of one rule less than this long after the first of their burst are counted as one
+    burst ("3 x sensor.fall within 2 min"); the burst of a rule never pages on its own.
+    """
+
+    quiet_period: timedelta = DEFAULT_QUIET_PERIOD
+    stale_after: timedelta = DEFAULT_STALE_AFTER
+    burst_window: timedelta = DEFAULT_BURST_WINDOW
+
+
+DEFAULT_ACK_POLICY = AckPolicy()
+
+# ``Case.detail`` keys. FINDINGS: per rule that fired on the case, ``{count, first_at, last_at,
+# burst_since, burst_count}`` (ISO times). RENEWAL: set once a stale acknowledgement was asked
+# to be resolved or renewed, ``{asked_at, acknowledged_at, page_seq}``; dropped by the next ack.
+FINDINGS = "findings"
+RENEWAL = "renewal"
+
+
+def _span(span: timedelta) -> str:
+    """A duration as people read it on a page: minutes below two hours, else hours."""
+    minutes = span / timedelta(minutes=1)
+    return f"{round(minutes, 1):g} min" if minutes < 120 else f"{round(minutes / 60, 1):g} h"
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _count(record: dict[str, Any], key: str) -> int:
+    value = record.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _findings(case: Case | None) -> dict[str, dict[str, Any]]:
+    raw = case.detail.get(FINDINGS) if case is not None else None
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, dict)}
+
+
+def record_findings(
+    before: dict[str, dict[str, Any]], rules: Sequence[str], now: datetime, burst_window: timedelta
+) -> dict[str, dict[str, Any]]:
+    """The case's findings after ``rules`` fired at ``now``: each rule counted once more; its
+    burst goes on when the burst began less than ``burst_window`` ago, else a new one starts."""
+    out = dict(before)
+    for rule in dict.fromkeys(rules):
+        old = before.get(rule, {})
+        since = _time(old.get("burst_since"))
+        in_burst = since is not None and now - since < burst_window
+        first = _time(old.get("first_at"))
+        out[rule] = {
+            "count": _count(old, "count") + 1,
+            "first_at": (first or now).isoformat(),
+            "last_at": now.isoformat(),
+            "burst_since": (since if in_burst and since is not None else now).isoformat(),
+            "burst_count": _count(old, "burst_count") + 1 if in_burst else 1,
+        }
+    return out
+
+
+def finding_summary(rule: str, record: dict[str, Any]) -> str:
+    """A burst as "3 x sensor.fall within 2 min", the rule alone for a single firing, and the
+    case's total when earlier bursts came before."""
+    burst, total = _count(record, "burst_count"), _count(record, "count")
+    since, last = _time(record.get("burst_since")), _time(record.get("last_at"))
+    text = rule
+    if burst > 1 and since is not None and last is not None:
+        minutes = max(1, math.ceil((last - since) / timedelta(minutes=1)))
+        text = f"{burst} x {rule} within {minutes} min"
+    if total > max(burst, 1):
+        text += f" ({total} in all on this case)"
+    return text
+
+
+def findings_view(case: Case) -> list[dict[str, Any]]:
+    """Every rule counted on the case with its summary, by rule id (pages and the API)."""
+    return [
+        {"rule_id": rule, **record, "summary": finding_summary(rule, record)}
+        for rule, record in sorted(_findings(case).items())
+    ]
+
+
+def lapsed(case: Case, now: datetime, policy: AckPolicy = DEFAULT_ACK_POLICY) -> bool:
+    """An acknowledged, unresolved case whose acknowledgement is ``stale_after`` old or older:
+    it no longer covers new findings (they open a new case)."""
+    return (
+        case.state == CaseState.ACKNOWLEDGED
+        and case.acknowledged_at is not None
+        and now >= case.acknowledged_at + policy.stale_after
+    )
+
+
+def _acked_by(case: Case) -> str:
+    at = case.acknowledged_at.isoformat() if case.acknowledged_at else "an unknown time"
+    return f"{case.acknowledged_by or 'its assignee'} at {at}"
+
+
+def _not_covered(
+    case: Case,
+    rules: list[str],
+    before: dict[str, dict[str, Any]],
+    now: datetime,
+    policy: AckPolicy,
+) -> tuple[str | None, dict[str, Any]]:
+    """Why the acknowledgement of ``case`` does not cover these findings (``None``: it covers
+    them), and the facts behind it: rules new to the case, and rules quiet for at least the
+    quiet period (a rule without a record counts from when the case was opened)."""
+    seen = {*case.detail.get("rules", []), *before}
+    fired = list(dict.fromkeys(rules))
+    new = [r for r in fired if r not in seen]
+    quiet = {
+        r: now - (_time(before.get(r, {}).get("last_at")) or case.opened_at)
+        for r in fired
+        if r not in new
+    }
+    recurring = [r for r, gap in quiet.items() if gap >= policy.quiet_period]
+    facts: dict[str, Any] = {
+        "new_rules": new,
+        "recurring_rules": recurring,
+        "quiet_for_min": {r: round(g / timedelta(minutes=1), 1) for r, g in quiet.items()},
+        "quiet_period_min": policy.quiet_period / timedelta(minutes=1),
+        "acknowledged_by": case.acknowledged_by,
+        "acknowledged_at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
+    }
+    parts: list[str] = []
+    if new:
+        parts.append(
+            f"new finding {', '.join(new)}: not on the case when {_acked_by(case)} acknowledged it"
+        )
+    if recurring:
+        again = ", ".join(f"{r} again after {_span(quiet[r])} quiet" for r in recurring)
+        parts.append(f"{again} (quiet period {_span(policy.quiet_period)})")
+    return ("; ".join(parts) if parts else None), facts
+
+
+def _renotify(
+    esc: Escalation,
+    rules: list[str],
+    case: Case,
+    why: str,
+    facts: dict[str, Any],
+    *,
+    silence: Silence | None,
+    now: datetime,
+    page_seq: int,
+) -> CaseDecision:
+    """A finding the acknowledgement did not cover: the assignee (the case's current rung) gets
+    an ``update`` page with a new deadline and the case awaits acknowledgement again, so the
+    deadline scan re-escalates it if nobody acknowledges the update. A matching silence holds
+    the page back, and says so."""
+    attached = _attach(case, rules, now)
+    detail: dict[str, Any] = {**_escalation_detail(esc, rules), **facts, "why": why}
+    if silence is not None:
+        detail.update(
+            why=f"{why}; the update page is held back by a silence",
+            silence_id=str(silence.silence_id),
+            author=silence.author,
+        )
+        return CaseDecision(
+            "silenced",
+            attached,
+            None,
+            (CaseEvent(SYSTEM, "silenced", detail),),
+            silence_id=silence.silence_id,
+        )
+    if _inhibits(case, esc):
+        detail["note"] = (
+            f"routed to {esc.route.tier}; the doctor-level case's assignee is told instead"
+        )
+    updated = replace(
+        attached,
+        state=CaseState.NOTIFIED,
+        ack_deadline=now + timedelta(minutes=case.ack_minutes),
+    )
+    updated = _track_last_rung(updated, now)
+    page = _page(updated, page_seq, "update", f"update: {why}")
+    return CaseDecision(
+        "renotified",
+        updated,
+        page,
+        (CaseEvent(SYSTEM, "renotified", detail), _paged(page)),
+    )
+
+
+def _supersede(
+    esc: Escalation,
+    rules: list[str],
+    stale: Case,
+    silence: Silence | None,
+    route_for: Callable[[Severity], RouteDecision],
+    *,
+    now: datetime,
+    meta: dict[str, Any] | None,
+    policy: AckPolicy,
+) -> CaseDecision:
+    """A finding for a citizen whose acknowledged case went stale opens a new case (its first
+    page is page 1 of the new case); the stale case is marked superseded by it and stays
+    unresolved for its team to resolve. A matching silence: no new case, as for any citizen."""
+    if silence is not None:
+        return _silenced(esc, rules, silence)
+    case_id = esc.case_id
+    if case_id == stale.case_id:  # never: case ids derive from the event; kept total anyway
+        case_id = uuid5(stale.case_id, f"supersede:{esc.escalation_id}")
+    assert stale.acknowledged_at is not None  # lapsed() holds
+    why = (
+        f"the citizen's case {stale.case_id} was acknowledged by {_acked_by(stale)} and left "
+        f"unresolved for {_span(now - stale.acknowledged_at)} (the acknowledgement covers "
+        f"{_span(policy.stale_after)}): a new finding opens a new case"
+    )
+    opened = _open_new(
+        esc.model_copy(update={"case_id": case_id}),
+        rules,
+        route_for(esc.severity),
+        now=now,
+        page_seq=1,
+        meta=meta,
+    )
+    assert opened.case is not None
+    assert opened.page is not None
+    new_case = replace(opened.case, detail={**opened.case.detail, "supersedes": str(stale.case_id)})
+    page = replace(
+        opened.page,
+        reason=f"{opened.page.reason}; supersedes case {stale.case_id} (acknowledged "
+        f"{_span(now - stale.acknowledged_at)} ago, never resolved: resolve it)",
+    )
+    first, *rest = opened.events
+    events = (
+        CaseEvent(
+            first.actor,
+            first.action,
+            {**first.detail, "supersedes": str(stale.case_id), "why": why},
+        ),
+        *rest,
+    )
+    superseded = replace(stale, superseded_by=case_id, updated_at=now)
+    gone = CaseEvent(
+        SYSTEM,
+        "superseded",
+        {**_escalation_detail(esc, rules), "by_case": str(case_id), "why": why},
+    )
+    return replace(
+        opened,
+        case=new_case,
+        page=page,
+        events=events,
+        superseded=superseded,
+        superseded_events=(gone,),
+    )
+
+
+def _with_findings(decision: CaseDecision, findings: dict[str, dict[str, Any]]) -> CaseDecision:
+    """The decided case carries the counted findings (pages and the API show them)."""
+    if decision.case is None:
+        return decision
+    case = replace(decision.case, detail={**decision.case.detail, FINDINGS: findings})
+    return replace(decision, case=case)
+
+
+def _explained(decision: CaseDecision, why: str) -> CaseDecision:
+    """The decision's first event says why."""
+    if not decision.events:
+        return decision
+    first, *rest = decision.events
+    return replace(
+        decision, events=(CaseEvent(first.actor, first.action, {**first.detail, "why": why}), *rest)
+    )
+
+
         acknowledged_at=now,
         acknowledged_by=actor,
         updated_at=now,
     )
-    return CaseDecision(
-        "acknowledged", acked, None, (CaseEvent(actor, "acknowledged", {"level": case.level}),)
-    )
+    detail = {"level": case.level, "covers": list(case.detail.get("rules", []))}
+    return CaseDecision("acknowledged", acked, None, (CaseEvent(actor, "acknowledged", detail),))
 
 
+    policy: AckPolicy = DEFAULT_ACK_POLICY,
 def resolve(
     case: Case, actor: str, outcome: Outcome, now: datetime, note: str | None = None
 ) -> CaseDecision:
@@ -440,3 +824,65 @@ def resolve(
     if note:
         detail["note"] = note
     return CaseDecision("resolved", done, None, (CaseEvent(actor, "resolved", detail),))
+    if open_case is not None and lapsed(open_case, now, policy):
+        decision = _supersede(
+            esc, rules, open_case, silence, route_for, now=now, meta=meta, policy=policy
+        )
+        return _with_findings(decision, record_findings({}, rules, now, policy.burst_window))
+    before = _findings(open_case)
+    after = record_findings(before, rules, now, policy.burst_window)
+    decision = _on_current_case(
+        esc, rules, open_case, silence, route_for, before, after, now, page_seq, meta, policy
+    )
+    return _with_findings(decision, after)
+
+
+def _on_current_case(  # noqa: PLR0917 - on_escalation's inputs, passed through once
+    esc: Escalation,
+    rules: list[str],
+    open_case: Case | None,
+    silence: Silence | None,
+    route_for: Callable[[Severity], RouteDecision],
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    now: datetime,
+    page_seq: int,
+    meta: dict[str, Any] | None,
+    policy: AckPolicy,
+) -> CaseDecision:
+    """``on_escalation`` for a citizen without a case or with a current (not stale) one."""
+    acknowledged = open_case.state == CaseState.ACKNOWLEDGED
+        raised_why = f"severity {open_case.severity} -> {esc.severity}: re-routed at it"
+        if acknowledged:
+            raised_why += (
+                f"; the acknowledgement by {_acked_by(open_case)} covered {open_case.severity}"
+            )
+        return _explained(raised, raised_why)
+    counted = "; ".join(finding_summary(r, after[r]) for r in dict.fromkeys(rules))
+    if acknowledged:
+        why, facts = _not_covered(open_case, rules, before, now, policy)
+        if why is not None:
+            return _renotify(
+                esc, rules, open_case, why, facts, silence=silence, now=now, page_seq=page_seq
+            )
+        covered = (
+            f"{', '.join(dict.fromkeys(rules))} fired again within the "
+            f"{_span(policy.quiet_period)} quiet period: covered by the acknowledgement by "
+            f"{_acked_by(open_case)}; counted: {counted}"
+        )
+        return _attached(esc, rules, attached, covered, facts)
+    waiting = (
+        f"the case awaits acknowledgement ({open_case.state.value}): the page already out and "
+        f"its re-escalation cover it; counted: {counted}"
+    )
+    """Acknowledge: covers the case's findings as they are now (``detail["rules"]``), so a
+    later new or recurring finding re-notifies (``on_escalation``). Idempotent on an
+    acknowledged case, except that it renews one whose team was asked to resolve or renew it
+    (``on_stale_ack``). A superseded case cannot be renewed: its successor took over."""
+    if case.superseded_by is not None:
+        raise TransitionError(
+            f"case was superseded by case {case.superseded_by} (its acknowledgement went "
+            "stale); resolve it"
+        )
+    rest = {k: v for k, v in case.detail.items() if k != RENEWAL}
+        detail=rest,

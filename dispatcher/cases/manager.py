@@ -24,6 +24,8 @@ import structlog
 from pydantic import ValidationError
 
 from dispatcher.cases.lifecycle import (
+    DEFAULT_ACK_POLICY,
+    AckPolicy,
     Case,
     CaseDecision,
     Silence,
@@ -31,6 +33,7 @@ from dispatcher.cases.lifecycle import (
     on_delivery_failed,
     on_escalation,
 )
+    on_stale_ack,
 from dispatcher.clock import utcnow
 from dispatcher.contract.events import Escalation
 from dispatcher.routing.roster import Roster
@@ -86,6 +89,7 @@ class CaseManager:
         deadline_scan_limit: int = DEADLINE_SCAN_LIMIT,
         delivery_deadline: timedelta = store.DEFAULT_DELIVERY_DEADLINE,
     ) -> None:
+        ack_policy: AckPolicy = DEFAULT_ACK_POLICY,
         self._pool = pool
         self._relay = relay
         self._clock = clock
@@ -97,6 +101,7 @@ class CaseManager:
         self._deadline_scan_limit = deadline_scan_limit
         self._delivery_deadline = delivery_deadline
 
+        self._ack_policy = ack_policy
     async def roster(self, conn: db.Connection) -> Roster | None:
         """The roster, read again once the cached one is older than ``roster_ttl_s``."""
         if self._roster is None or time.monotonic() - self._roster_loaded > self._roster_ttl:
@@ -181,6 +186,7 @@ class CaseManager:
             page_seq=situation.page_seq,
             meta=meta,
         )
+            policy=self._ack_policy,
 
     async def _store_decision(
         self,
@@ -193,6 +199,11 @@ class CaseManager:
         """The case and its history, what became of the escalation, and the page, if any."""
         case_id = decision.case.case_id if decision.case else None
         if decision.case is not None:
+        if decision.superseded is not None:  # first: the index allows one current case
+            await store.save_case(conn, decision.superseded)
+            await store.append_events(
+                conn, decision.superseded.case_id, decision.superseded_events, now
+            )
             await store.save_case(conn, decision.case)
             await store.append_events(conn, decision.case.case_id, decision.events, now)
         await store.record_escalation(
@@ -234,7 +245,8 @@ class CaseManager:
         return route(req, roster, now, load=load)
 
     async def scan_deadlines(self) -> list[CaseDecision]:
-        """Re-escalate every case whose acknowledgement deadline has passed."""
+        """Re-escalate every case whose acknowledgement deadline has passed, and ask the team of
+        every acknowledgement older than ``ack_policy.stale_after`` to resolve or renew it."""
         decisions: list[CaseDecision] = await self._retrying(self._scan_once)
         for d in decisions:
             self._observe(d)
@@ -255,6 +267,30 @@ class CaseManager:
                     await self._persist_rung(conn, roster, decision, now)
                     out.append(decision)
         return out
+            out += await self._ask_stale_acks(conn, now)
+        return out
+
+    async def _ask_stale_acks(self, conn: db.Connection, now: datetime) -> list[CaseDecision]:
+        """The same scan, second part: acknowledgements older than ``stale_after`` ask their
+        team to resolve or renew the case, once (``lifecycle.on_stale_ack``)."""
+        out: list[CaseDecision] = []
+        policy = self._ack_policy
+        stale = await store.stale_acks_for_update(
+            conn, now - policy.stale_after, self._deadline_scan_limit
+        )
+        roster = await self.roster(conn) if stale else None
+        for case in stale:
+            seq = await store.next_page_seq(conn, case.case_id)
+            decision = on_stale_ack(case, now, seq, policy)
+            if decision is None or decision.case is None or decision.page is None:
+                continue
+            await store.save_case(conn, decision.case)
+            await store.append_events(conn, case.case_id, decision.events, now)
+            await store.emit_page(
+                conn, roster, decision.case, decision.page, None, now, self._delivery_deadline
+            )
+            log.info("case_renewal_asked", case_id=str(case.case_id), team=case.team_id)
+            out.append(decision)
 
     async def case_stats(self) -> tuple[dict[tuple[str, str], int], list[tuple[str, float]]]:
         """Open cases per severity and team; acknowledgement times not yet observed.

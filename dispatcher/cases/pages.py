@@ -19,7 +19,12 @@ from dispatcher.routing.router import Target
 # Idempotency-Key): changing it would make a re-sent page look new to the receiver.
 CASE_NAMESPACE = UUID("0c4f7d2a-9b1e-4c3d-8a6f-2e5b7c9d1f30")
 
-PageKind = Literal["new", "severity_raised", "re_escalated", "delivery_failed"]
+# ``update``: an acknowledged case re-notifies its assignee (a finding the acknowledgement did
+# not cover); ``resolve_or_renew``: an acknowledgement left unresolved past
+# ``lifecycle.AckPolicy.stale_after`` asks its team to resolve or renew the case (docs/cases.md).
+PageKind = Literal[
+    "new", "severity_raised", "re_escalated", "delivery_failed", "update", "resolve_or_renew"
+]
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ from uuid import UUID
 import orjson
 
 from dispatcher.cases.lifecycle import (
+    RENEWAL,
     Case,
     CaseEvent,
     Silence,
+    findings_view,
 )
 from dispatcher.cases.pages import Page, page_id_for
 from dispatcher.contract.vocab import AWAITING_ACK, CaseState
@@ -44,7 +46,7 @@ PAGED = "paged"
 CASE_COLUMNS = (
     "case_id, citizen_id, state, severity, tier, team_id, staff_id, level, chain, ack_minutes,"
     " ack_deadline, opened_at, updated_at, acknowledged_at, acknowledged_by, resolved_at,"
-    " resolved_by, outcome, detail"
+    " resolved_by, outcome, detail, superseded_by"
 )
 
 
@@ -70,6 +72,7 @@ def case_from_row(row: Record) -> Case:
         resolved_at=row["resolved_at"],
         resolved_by=row["resolved_by"],
         outcome=row["outcome"],
+        superseded_by=row["superseded_by"],
     )
 
 
@@ -95,14 +98,19 @@ def case_to_dict(case: Case) -> dict[str, Any]:
         "resolved_by": case.resolved_by,
         "outcome": case.outcome,
         "detail": case.detail,
+        # The stale acknowledged case's successor (docs/cases.md), and every rule counted on the
+        # case with its burst ("3 x sensor.fall within 2 min").
+        "superseded_by": str(case.superseded_by) if case.superseded_by else None,
+        "findings": findings_view(case),
     }
 
 
 async def open_case_for_update(conn: Connection, citizen_id: str) -> Case | None:
-    """The citizen's unresolved case (at most one), locked for this transaction."""
+    """The citizen's current case (unresolved, not superseded; at most one), locked for this
+    transaction."""
     row = await conn.fetchrow(
         f"SELECT {CASE_COLUMNS} FROM cases WHERE citizen_id = $1 AND state <> $2 "  # noqa: S608 - constant column list
-        "FOR UPDATE",
+        "AND superseded_by IS NULL FOR UPDATE",
         citizen_id,
         CaseState.RESOLVED.value,
     )
@@ -119,6 +127,24 @@ async def overdue_cases_for_update(conn: Connection, now: datetime, limit: int) 
         now,
         limit,
         sorted(s.value for s in AWAITING_ACK),
+    )
+    return [case_from_row(r) for r in rows]
+
+
+async def stale_acks_for_update(
+    conn: Connection, acknowledged_before: datetime, limit: int
+) -> list[Case]:
+    """Up to ``limit`` acknowledged, unresolved, not superseded cases acknowledged at or before
+    ``acknowledged_before`` whose team was not yet asked to resolve or renew them, oldest first,
+    locked; cases another worker holds are skipped (``SKIP LOCKED``)."""
+    rows = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases "  # noqa: S608 - constant column list
+        "WHERE state = $1 AND superseded_by IS NULL AND acknowledged_at <= $2 "
+        "AND NOT (detail ? $4) ORDER BY acknowledged_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        CaseState.ACKNOWLEDGED.value,
+        acknowledged_before,
+        limit,
+        RENEWAL,
     )
     return [case_from_row(r) for r in rows]
 
@@ -147,7 +173,7 @@ async def save_case(conn: Connection, case: Case) -> None:
     await conn.execute(
         f"""INSERT INTO cases ({CASE_COLUMNS})
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15,
-                    $16, $17, $18, $19::jsonb)
+                    $16, $17, $18, $19::jsonb, $20)
             ON CONFLICT (case_id) DO UPDATE SET
               state = EXCLUDED.state, severity = EXCLUDED.severity, tier = EXCLUDED.tier,
               team_id = EXCLUDED.team_id, staff_id = EXCLUDED.staff_id, level = EXCLUDED.level,
@@ -156,7 +182,7 @@ async def save_case(conn: Connection, case: Case) -> None:
               acknowledged_at = EXCLUDED.acknowledged_at,
               acknowledged_by = EXCLUDED.acknowledged_by, resolved_at = EXCLUDED.resolved_at,
               resolved_by = EXCLUDED.resolved_by, outcome = EXCLUDED.outcome,
-              detail = EXCLUDED.detail""",  # noqa: S608 - constant column list
+              detail = EXCLUDED.detail, superseded_by = EXCLUDED.superseded_by""",  # noqa: S608 - constant column list
         case.case_id,
         case.citizen_id,
         case.state.value,
@@ -176,6 +202,7 @@ async def save_case(conn: Connection, case: Case) -> None:
         case.resolved_by,
         case.outcome,
         orjson.dumps(case.detail).decode(),
+        case.superseded_by,
     )
 
 
@@ -292,6 +319,11 @@ def page_payload(case: Case, page: Page, escalation: dict[str, Any] | None) -> d
         "target": page.target.as_dict(),
         "ack_deadline": page.ack_deadline.isoformat(),
         "case_state": case.state.value,
+        # Every rule counted on the case, bursts collapsed: [{rule_id, count, burst_count,
+        # burst_since, first_at, last_at, summary: "3 x sensor.fall within 2 min"}].
+        "findings": findings_view(case),
+        # The citizen's stale acknowledged case this new case took over from (or null).
+        "supersedes": case.detail.get("supersedes"),
         "escalation": escalation,
         "links": {
             "case": f"/api/cases/{case.case_id}",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from dataclasses import dataclass, field
 from functools import partial
 
 import faust
 import structlog
 
-from dispatcher.cases.lifecycle import CaseDecision
+from dispatcher.cases.lifecycle import AckPolicy, CaseDecision
 from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
 from dispatcher.ingest.planner import OutboxMessage
@@ -76,6 +77,15 @@ def observe_attempt(
     if outcome != "delivered":
         reason = "http_error" if status is not None else "no_response"
         metrics.webhook_failures.labels(tier, reason).inc()
+def ack_policy(settings: Settings) -> AckPolicy:
+    """What an acknowledgement covers, from the ``DISPATCHER_ACK_*`` and burst settings."""
+    return AckPolicy(
+        quiet_period=timedelta(minutes=settings.ack_quiet_period_min),
+        stale_after=timedelta(hours=settings.ack_stale_after_h),
+        burst_window=timedelta(minutes=settings.burst_window_min),
+    )
+
+
 
 
 def observe_case(metrics: DispatcherMetrics, decision: CaseDecision) -> None:
@@ -87,6 +97,7 @@ def observe_case(metrics: DispatcherMetrics, decision: CaseDecision) -> None:
         metrics.re_escalations.labels(severity, case.tier).inc()
     elif decision.action in ("silenced", "inhibited"):
         metrics.pages_suppressed.labels(decision.action, severity).inc()
+        ack_policy=ack_policy(settings),
 
 
 async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherMetrics) -> Runtime:
