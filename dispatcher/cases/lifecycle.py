@@ -17,13 +17,13 @@ never hides a *critical* escalation unless it says ``include_critical`` explicit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-import math
 from dispatcher.cases.pages import Page, PageKind
 from dispatcher.contract.events import Escalation
 from dispatcher.contract.vocab import (
@@ -60,15 +60,15 @@ class Case:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     outcome: Outcome | None = None
+    # The citizen's newer case that took over because this acknowledgement went stale
+    # (``AckPolicy.stale_after``); a superseded case no longer takes escalations in.
+    superseded_by: UUID | None = None
 
     @property
     def target(self) -> Target:
         return self.chain[min(self.level, len(self.chain) - 1)]
 
     @property
-    # The citizen's newer case that took over because this acknowledgement went stale
-    # (``AckPolicy.stale_after``); a superseded case no longer takes escalations in.
-    superseded_by: UUID | None = None
     def tier(self) -> Tier:
         return self.target.tier
 
@@ -115,29 +115,29 @@ Action = Literal[
     "acknowledged",
     "resolved",
     "duplicate",
+    "renotified",
+    "renewal_asked",
+    "renewed",
 ]
 
 
 @dataclass(frozen=True)
 class CaseDecision:
     action: Action
-    "renotified",
-    "renewal_asked",
-    "renewed",
     case: Case | None
     page: Page | None = None
     events: tuple[CaseEvent, ...] = ()
     silence_id: UUID | None = None
+    # A stale acknowledged case this decision's new case took over from, with its own events
+    # (stored before the new case: the one-open-case-per-citizen index counts only one).
+    superseded: Case | None = None
+    superseded_events: tuple[CaseEvent, ...] = ()
 
 
 SYSTEM = "dispatcher"
 
 
 def _rules(esc: Escalation) -> list[str]:
-    # A stale acknowledged case this decision's new case took over from, with its own events
-    # (stored before the new case: the one-open-case-per-citizen index counts only one).
-    superseded: Case | None = None
-    superseded_events: tuple[CaseEvent, ...] = ()
     return [r.rule_id for r in esc.reasons]
 
 
@@ -305,6 +305,8 @@ def _inhibited(
         "by": "open doctor-level case",
         "would_route_to": esc.route.tier,
     }
+    if why is not None:
+        detail["why"] = why
     return CaseDecision("inhibited", attached, None, (CaseEvent(SYSTEM, "inhibited", detail),))
 
 
@@ -322,190 +324,6 @@ def _attached(
     return CaseDecision("attached", attached, None, (CaseEvent(SYSTEM, "attached", detail),))
 
 
-def on_escalation(
-    esc: Escalation,
-    open_case: Case | None,
-    silences: Sequence[Silence],
-    route_for: Callable[[Severity], RouteDecision],
-    *,
-    now: datetime,
-    page_seq: int,
-    meta: dict[str, Any] | None = None,
-) -> CaseDecision:
-    """Decide what an incoming escalation does to the citizen's case.
-
-    ``route_for(severity)`` computes a route on demand (only when a case is opened or raised).
-    ``page_seq`` is the next page number for the case (1 for a new case). ``policy``: what an
-    acknowledgement covers (quiet period, stale-after, burst window). Every rule that fires is
-    counted on the case (``detail["findings"]``, bursts collapsed), whatever the decision.
-
-    =============  ==================  =========  ==========================================
-    open case      escalation          silenced   decision
-    =============  ==================  =========  ==========================================
-    none           any                 yes        silenced: no case, no page
-    none           any                 no         opened: new case, page rung 0
-    acknowledged   any                 yes        silenced: no case, no page
-    >= stale_after
-    acknowledged   any                 no         opened: a new case, page rung 0; the stale
-    >= stale_after                                case is marked superseded by it
-    yes            more severe         either     raised: re-routed; paged unless silenced
-    acknowledged   same or lower: a    no         renotified: ``update`` page to the current
-                   new rule, or a rule            rung, new deadline, awaits ack again
-                   quiet >= quiet_                (inhibition does not apply: the assignee
-                   period                         of a doctor-level case is told)
-    acknowledged   same, as above      yes        silenced: attached, no page
-    acknowledged   same or lower,      ignored    attached: counted, no page
-                   rules fired within
-                   the quiet period
-    awaiting ack,  same or lower, not  ignored    inhibited: attached, counted, no page
-    doctor-level   doctor-routed
-    awaiting ack   same or lower       ignored    attached: counted, no page
-    =============  ==================  =========  ==========================================
-    """
-    rules = _rules(esc)
-    silence = _matching_silence(esc, rules, silences, now)
-    if open_case is None:
-        if silence is not None:
-            return _silenced(esc, rules, silence)
-        return _open_new(esc, rules, route_for(esc.severity), now=now, page_seq=page_seq, meta=meta)
-    if _raises_severity(esc, open_case):
-        raised = _raise(
-            esc, rules, open_case, route_for(esc.severity), silence, now=now, page_seq=page_seq
-        )
-    attached = _attach(open_case, rules, now)
-    if _inhibits(open_case, esc):
-        return _inhibited(esc, rules, attached, waiting)
-    return _attached(esc, rules, attached, waiting)
-
-
-def on_stale_ack(
-    case: Case, now: datetime, page_seq: int, policy: AckPolicy = DEFAULT_ACK_POLICY
-) -> CaseDecision | None:
-    """Ask the team of an acknowledgement gone stale (``policy.stale_after``, case unresolved)
-    to resolve or renew the case: one ``resolve_or_renew`` page to the current rung, once per
-    acknowledgement (``detail["renewal"]``). ``None`` when the case is not stale, was asked
-    already or was superseded. The page needs no acknowledgement: nothing re-escalates it."""
-    if not lapsed(case, now, policy) or case.superseded_by is not None or RENEWAL in case.detail:
-        return None
-    assert case.acknowledged_at is not None  # lapsed() holds
-    reason = (
-        f"acknowledged by {_acked_by(case)}, {_span(now - case.acknowledged_at)} ago, and still "
-        f"unresolved: resolve it, or acknowledge it again to renew it for "
-        f"{_span(policy.stale_after)}; until then any new finding for the citizen opens a new case"
-    )
-    asked = replace(
-        case,
-        updated_at=now,
-        detail={
-            **case.detail,
-            RENEWAL: {
-                "asked_at": now.isoformat(),
-                "acknowledged_at": case.acknowledged_at.isoformat(),
-                "page_seq": page_seq,
-            },
-        },
-    )
-    page = replace(_page(asked, page_seq, "resolve_or_renew", reason), ack_deadline=now)
-    event = CaseEvent(
-        SYSTEM,
-        "renewal_asked",
-        {
-            "why": reason,
-            "acknowledged_by": case.acknowledged_by,
-            "acknowledged_at": case.acknowledged_at.isoformat(),
-            "stale_after_h": policy.stale_after / timedelta(hours=1),
-        },
-    )
-    return CaseDecision("renewal_asked", asked, page, (event, _paged(page)))
-
-
-def escalate_one_rung(
-    case: Case,
-    now: datetime,
-    page_seq: int,
-    why: str,
-    kind: Literal["re_escalated", "delivery_failed"],
-) -> CaseDecision:
-    """Move an unacknowledged case one rung up its chain and page that rung."""
-    if case.state not in AWAITING_ACK:
-        raise TransitionError(f"case is {case.state.value}; nothing to re-escalate")
-    level = min(case.level + 1, len(case.chain) - 1)
-    repeat = level == case.level
-    moved = replace(
-        case,
-        level=level,
-        state=CaseState.RE_ESCALATED,
-        ack_deadline=now + timedelta(minutes=case.ack_minutes),
-        updated_at=now,
-    )
-    reason = why + ("; already at the last rung: paging it again" if repeat else "")
-    page = _page(moved, page_seq, kind, reason)
-    return CaseDecision(
-        "re_escalated",
-        moved,
-        page,
-        (
-            CaseEvent(
-                SYSTEM,
-                kind,
-                {
-                    "from_level": case.level,
-                    "to_level": level,
-                    "reason": reason,
-                    **moved.target.as_dict(),
-                },
-            ),
-            _paged(page),
-        ),
-    )
-
-
-def on_ack_timeout(case: Case, now: datetime, page_seq: int) -> CaseDecision | None:
-    """Re-escalate when the acknowledgement deadline has passed; None when it has not."""
-    if case.state not in AWAITING_ACK or now < case.ack_deadline:
-        return None
-    return escalate_one_rung(
-        case,
-        now,
-        page_seq,
-        f"not acknowledged within {case.ack_minutes} min",
-        "re_escalated",
-    )
-
-
-def on_delivery_failed(case: Case, now: datetime, page_seq: int) -> CaseDecision | None:
-    """A push that could not be delivered by its deadline moves the case to the fallback."""
-    if case.state not in AWAITING_ACK:
-        return None
-    return escalate_one_rung(case, now, page_seq, "push undeliverable", "delivery_failed")
-
-    if why is not None:
-        detail["why"] = why
-
-def acknowledge(case: Case, actor: str, now: datetime) -> CaseDecision:
-    if case.state == CaseState.RESOLVED:
-        raise TransitionError("case is resolved")
-    if case.state == CaseState.ACKNOWLEDGED:
-        renewal = case.detail.get(RENEWAL)
-        if renewal is None:
-            return CaseDecision("acknowledged", case, None, ())
-        renewed = replace(
-            case, acknowledged_at=now, acknowledged_by=actor, updated_at=now, detail=rest
-        )
-        why = "acknowledged again after the team was asked to resolve or renew it: renewed"
-        detail = {
-            "why": why,
-            "asked": renewal,
-            "previous_ack": {
-                "by": case.acknowledged_by,
-                "at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
-            },
-            "covers": list(case.detail.get("rules", [])),
-        }
-        return CaseDecision("renewed", renewed, None, (CaseEvent(actor, "renewed", detail),))
-    acked = replace(
-        case,
-        state=CaseState.ACKNOWLEDGED,
 # --- acknowledgement covers what was acknowledged (docs/cases.md) ----------------------------
 
 DEFAULT_QUIET_PERIOD = timedelta(minutes=60)
@@ -796,34 +614,49 @@ def _explained(decision: CaseDecision, why: str) -> CaseDecision:
     )
 
 
-        acknowledged_at=now,
-        acknowledged_by=actor,
-        updated_at=now,
-    )
-    detail = {"level": case.level, "covers": list(case.detail.get("rules", []))}
-    return CaseDecision("acknowledged", acked, None, (CaseEvent(actor, "acknowledged", detail),))
-
-
+def on_escalation(
+    esc: Escalation,
+    open_case: Case | None,
+    silences: Sequence[Silence],
+    route_for: Callable[[Severity], RouteDecision],
+    *,
+    now: datetime,
+    page_seq: int,
+    meta: dict[str, Any] | None = None,
     policy: AckPolicy = DEFAULT_ACK_POLICY,
-def resolve(
-    case: Case, actor: str, outcome: Outcome, now: datetime, note: str | None = None
 ) -> CaseDecision:
-    if case.state == CaseState.RESOLVED:
-        raise TransitionError("case is already resolved")
-    done = replace(
-        case,
-        state=CaseState.RESOLVED,
-        resolved_at=now,
-        resolved_by=actor,
-        outcome=outcome,
-        updated_at=now,
-        acknowledged_at=case.acknowledged_at or now,
-        acknowledged_by=case.acknowledged_by or actor,
-    )
-    detail: dict[str, Any] = {"outcome": outcome}
-    if note:
-        detail["note"] = note
-    return CaseDecision("resolved", done, None, (CaseEvent(actor, "resolved", detail),))
+    """Decide what an incoming escalation does to the citizen's case.
+
+    ``route_for(severity)`` computes a route on demand (only when a case is opened or raised).
+    ``page_seq`` is the next page number for the case (1 for a new case). ``policy``: what an
+    acknowledgement covers (quiet period, stale-after, burst window). Every rule that fires is
+    counted on the case (``detail["findings"]``, bursts collapsed), whatever the decision.
+
+    =============  ==================  =========  ==========================================
+    open case      escalation          silenced   decision
+    =============  ==================  =========  ==========================================
+    none           any                 yes        silenced: no case, no page
+    none           any                 no         opened: new case, page rung 0
+    acknowledged   any                 yes        silenced: no case, no page
+    >= stale_after
+    acknowledged   any                 no         opened: a new case, page rung 0; the stale
+    >= stale_after                                case is marked superseded by it
+    yes            more severe         either     raised: re-routed; paged unless silenced
+    acknowledged   same or lower: a    no         renotified: ``update`` page to the current
+                   new rule, or a rule            rung, new deadline, awaits ack again
+                   quiet >= quiet_                (inhibition does not apply: the assignee
+                   period                         of a doctor-level case is told)
+    acknowledged   same, as above      yes        silenced: attached, no page
+    acknowledged   same or lower,      ignored    attached: counted, no page
+                   rules fired within
+                   the quiet period
+    awaiting ack,  same or lower, not  ignored    inhibited: attached, counted, no page
+    doctor-level   doctor-routed
+    awaiting ack   same or lower       ignored    attached: counted, no page
+    =============  ==================  =========  ==========================================
+    """
+    rules = _rules(esc)
+    silence = _matching_silence(esc, rules, silences, now)
     if open_case is not None and lapsed(open_case, now, policy):
         decision = _supersede(
             esc, rules, open_case, silence, route_for, now=now, meta=meta, policy=policy
@@ -851,7 +684,15 @@ def _on_current_case(  # noqa: PLR0917 - on_escalation's inputs, passed through 
     policy: AckPolicy,
 ) -> CaseDecision:
     """``on_escalation`` for a citizen without a case or with a current (not stale) one."""
+    if open_case is None:
+        if silence is not None:
+            return _silenced(esc, rules, silence)
+        return _open_new(esc, rules, route_for(esc.severity), now=now, page_seq=page_seq, meta=meta)
     acknowledged = open_case.state == CaseState.ACKNOWLEDGED
+    if _raises_severity(esc, open_case):
+        raised = _raise(
+            esc, rules, open_case, route_for(esc.severity), silence, now=now, page_seq=page_seq
+        )
         raised_why = f"severity {open_case.severity} -> {esc.severity}: re-routed at it"
         if acknowledged:
             raised_why += (
@@ -859,6 +700,7 @@ def _on_current_case(  # noqa: PLR0917 - on_escalation's inputs, passed through 
             )
         return _explained(raised, raised_why)
     counted = "; ".join(finding_summary(r, after[r]) for r in dict.fromkeys(rules))
+    attached = _attach(open_case, rules, now)
     if acknowledged:
         why, facts = _not_covered(open_case, rules, before, now, policy)
         if why is not None:
@@ -875,14 +717,172 @@ def _on_current_case(  # noqa: PLR0917 - on_escalation's inputs, passed through 
         f"the case awaits acknowledgement ({open_case.state.value}): the page already out and "
         f"its re-escalation cover it; counted: {counted}"
     )
+    if _inhibits(open_case, esc):
+        return _inhibited(esc, rules, attached, waiting)
+    return _attached(esc, rules, attached, waiting)
+
+
+def on_stale_ack(
+    case: Case, now: datetime, page_seq: int, policy: AckPolicy = DEFAULT_ACK_POLICY
+) -> CaseDecision | None:
+    """Ask the team of an acknowledgement gone stale (``policy.stale_after``, case unresolved)
+    to resolve or renew the case: one ``resolve_or_renew`` page to the current rung, once per
+    acknowledgement (``detail["renewal"]``). ``None`` when the case is not stale, was asked
+    already or was superseded. The page needs no acknowledgement: nothing re-escalates it."""
+    if not lapsed(case, now, policy) or case.superseded_by is not None or RENEWAL in case.detail:
+        return None
+    assert case.acknowledged_at is not None  # lapsed() holds
+    reason = (
+        f"acknowledged by {_acked_by(case)}, {_span(now - case.acknowledged_at)} ago, and still "
+        f"unresolved: resolve it, or acknowledge it again to renew it for "
+        f"{_span(policy.stale_after)}; until then any new finding for the citizen opens a new case"
+    )
+    asked = replace(
+        case,
+        updated_at=now,
+        detail={
+            **case.detail,
+            RENEWAL: {
+                "asked_at": now.isoformat(),
+                "acknowledged_at": case.acknowledged_at.isoformat(),
+                "page_seq": page_seq,
+            },
+        },
+    )
+    page = replace(_page(asked, page_seq, "resolve_or_renew", reason), ack_deadline=now)
+    event = CaseEvent(
+        SYSTEM,
+        "renewal_asked",
+        {
+            "why": reason,
+            "acknowledged_by": case.acknowledged_by,
+            "acknowledged_at": case.acknowledged_at.isoformat(),
+            "stale_after_h": policy.stale_after / timedelta(hours=1),
+        },
+    )
+    return CaseDecision("renewal_asked", asked, page, (event, _paged(page)))
+
+
+def escalate_one_rung(
+    case: Case,
+    now: datetime,
+    page_seq: int,
+    why: str,
+    kind: Literal["re_escalated", "delivery_failed"],
+) -> CaseDecision:
+    """Move an unacknowledged case one rung up its chain and page that rung."""
+    if case.state not in AWAITING_ACK:
+        raise TransitionError(f"case is {case.state.value}; nothing to re-escalate")
+    level = min(case.level + 1, len(case.chain) - 1)
+    repeat = level == case.level
+    moved = replace(
+        case,
+        level=level,
+        state=CaseState.RE_ESCALATED,
+        ack_deadline=now + timedelta(minutes=case.ack_minutes),
+        updated_at=now,
+    )
+    reason = why + ("; already at the last rung: paging it again" if repeat else "")
+    page = _page(moved, page_seq, kind, reason)
+    return CaseDecision(
+        "re_escalated",
+        moved,
+        page,
+        (
+            CaseEvent(
+                SYSTEM,
+                kind,
+                {
+                    "from_level": case.level,
+                    "to_level": level,
+                    "reason": reason,
+                    **moved.target.as_dict(),
+                },
+            ),
+            _paged(page),
+        ),
+    )
+
+
+def on_ack_timeout(case: Case, now: datetime, page_seq: int) -> CaseDecision | None:
+    """Re-escalate when the acknowledgement deadline has passed; None when it has not."""
+    if case.state not in AWAITING_ACK or now < case.ack_deadline:
+        return None
+    return escalate_one_rung(
+        case,
+        now,
+        page_seq,
+        f"not acknowledged within {case.ack_minutes} min",
+        "re_escalated",
+    )
+
+
+def on_delivery_failed(case: Case, now: datetime, page_seq: int) -> CaseDecision | None:
+    """A push that could not be delivered by its deadline moves the case to the fallback."""
+    if case.state not in AWAITING_ACK:
+        return None
+    return escalate_one_rung(case, now, page_seq, "push undeliverable", "delivery_failed")
+
+
+def acknowledge(case: Case, actor: str, now: datetime) -> CaseDecision:
     """Acknowledge: covers the case's findings as they are now (``detail["rules"]``), so a
     later new or recurring finding re-notifies (``on_escalation``). Idempotent on an
     acknowledged case, except that it renews one whose team was asked to resolve or renew it
     (``on_stale_ack``). A superseded case cannot be renewed: its successor took over."""
+    if case.state == CaseState.RESOLVED:
+        raise TransitionError("case is resolved")
     if case.superseded_by is not None:
         raise TransitionError(
             f"case was superseded by case {case.superseded_by} (its acknowledgement went "
             "stale); resolve it"
         )
     rest = {k: v for k, v in case.detail.items() if k != RENEWAL}
+    if case.state == CaseState.ACKNOWLEDGED:
+        renewal = case.detail.get(RENEWAL)
+        if renewal is None:
+            return CaseDecision("acknowledged", case, None, ())
+        renewed = replace(
+            case, acknowledged_at=now, acknowledged_by=actor, updated_at=now, detail=rest
+        )
+        why = "acknowledged again after the team was asked to resolve or renew it: renewed"
+        detail = {
+            "why": why,
+            "asked": renewal,
+            "previous_ack": {
+                "by": case.acknowledged_by,
+                "at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
+            },
+            "covers": list(case.detail.get("rules", [])),
+        }
+        return CaseDecision("renewed", renewed, None, (CaseEvent(actor, "renewed", detail),))
+    acked = replace(
+        case,
+        state=CaseState.ACKNOWLEDGED,
+        acknowledged_at=now,
+        acknowledged_by=actor,
+        updated_at=now,
         detail=rest,
+    )
+    detail = {"level": case.level, "covers": list(case.detail.get("rules", []))}
+    return CaseDecision("acknowledged", acked, None, (CaseEvent(actor, "acknowledged", detail),))
+
+
+def resolve(
+    case: Case, actor: str, outcome: Outcome, now: datetime, note: str | None = None
+) -> CaseDecision:
+    if case.state == CaseState.RESOLVED:
+        raise TransitionError("case is already resolved")
+    done = replace(
+        case,
+        state=CaseState.RESOLVED,
+        resolved_at=now,
+        resolved_by=actor,
+        outcome=outcome,
+        updated_at=now,
+        acknowledged_at=case.acknowledged_at or now,
+        acknowledged_by=case.acknowledged_by or actor,
+    )
+    detail: dict[str, Any] = {"outcome": outcome}
+    if note:
+        detail["note"] = note
+    return CaseDecision("resolved", done, None, (CaseEvent(actor, "resolved", detail),))

@@ -32,8 +32,8 @@ from dispatcher.cases.lifecycle import (
     on_ack_timeout,
     on_delivery_failed,
     on_escalation,
-)
     on_stale_ack,
+)
 from dispatcher.clock import utcnow
 from dispatcher.contract.events import Escalation
 from dispatcher.routing.roster import Roster
@@ -88,8 +88,8 @@ class CaseManager:
         observe: Callable[[CaseDecision], None] | None = None,
         deadline_scan_limit: int = DEADLINE_SCAN_LIMIT,
         delivery_deadline: timedelta = store.DEFAULT_DELIVERY_DEADLINE,
-    ) -> None:
         ack_policy: AckPolicy = DEFAULT_ACK_POLICY,
+    ) -> None:
         self._pool = pool
         self._relay = relay
         self._clock = clock
@@ -100,8 +100,8 @@ class CaseManager:
         self._observe = observe or (lambda _d: None)
         self._deadline_scan_limit = deadline_scan_limit
         self._delivery_deadline = delivery_deadline
-
         self._ack_policy = ack_policy
+
     async def roster(self, conn: db.Connection) -> Roster | None:
         """The roster, read again once the cached one is older than ``roster_ttl_s``."""
         if self._roster is None or time.monotonic() - self._roster_loaded > self._roster_ttl:
@@ -185,8 +185,8 @@ class CaseManager:
             now=now,
             page_seq=situation.page_seq,
             meta=meta,
-        )
             policy=self._ack_policy,
+        )
 
     async def _store_decision(
         self,
@@ -198,12 +198,12 @@ class CaseManager:
     ) -> None:
         """The case and its history, what became of the escalation, and the page, if any."""
         case_id = decision.case.case_id if decision.case else None
-        if decision.case is not None:
         if decision.superseded is not None:  # first: the index allows one current case
             await store.save_case(conn, decision.superseded)
             await store.append_events(
                 conn, decision.superseded.case_id, decision.superseded_events, now
             )
+        if decision.case is not None:
             await store.save_case(conn, decision.case)
             await store.append_events(conn, decision.case.case_id, decision.events, now)
         await store.record_escalation(
@@ -266,7 +266,6 @@ class CaseManager:
                 if decision is not None:
                     await self._persist_rung(conn, roster, decision, now)
                     out.append(decision)
-        return out
             out += await self._ask_stale_acks(conn, now)
         return out
 
@@ -291,6 +290,7 @@ class CaseManager:
             )
             log.info("case_renewal_asked", case_id=str(case.case_id), team=case.team_id)
             out.append(decision)
+        return out
 
     async def case_stats(self) -> tuple[dict[tuple[str, str], int], list[tuple[str, float]]]:
         """Open cases per severity and team; acknowledgement times not yet observed.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 import faust
@@ -77,15 +77,6 @@ def observe_attempt(
     if outcome != "delivered":
         reason = "http_error" if status is not None else "no_response"
         metrics.webhook_failures.labels(tier, reason).inc()
-def ack_policy(settings: Settings) -> AckPolicy:
-    """What an acknowledgement covers, from the ``DISPATCHER_ACK_*`` and burst settings."""
-    return AckPolicy(
-        quiet_period=timedelta(minutes=settings.ack_quiet_period_min),
-        stale_after=timedelta(hours=settings.ack_stale_after_h),
-        burst_window=timedelta(minutes=settings.burst_window_min),
-    )
-
-
 
 
 def observe_case(metrics: DispatcherMetrics, decision: CaseDecision) -> None:
@@ -97,7 +88,15 @@ def observe_case(metrics: DispatcherMetrics, decision: CaseDecision) -> None:
         metrics.re_escalations.labels(severity, case.tier).inc()
     elif decision.action in ("silenced", "inhibited"):
         metrics.pages_suppressed.labels(decision.action, severity).inc()
-        ack_policy=ack_policy(settings),
+
+
+def ack_policy(settings: Settings) -> AckPolicy:
+    """What an acknowledgement covers, from the ``DISPATCHER_ACK_*`` and burst settings."""
+    return AckPolicy(
+        quiet_period=timedelta(minutes=settings.ack_quiet_period_min),
+        stale_after=timedelta(hours=settings.ack_stale_after_h),
+        burst_window=timedelta(minutes=settings.burst_window_min),
+    )
 
 
 async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherMetrics) -> Runtime:
@@ -111,6 +110,7 @@ async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherM
         relay=processor.relay,
         observe=partial(observe_case, metrics),
         roster_ttl_s=settings.roster_ttl_s,
+        ack_policy=ack_policy(settings),
     )
     sender = WebhookSender(timeout_s=settings.webhook_timeout_s)
 
