@@ -20,9 +20,11 @@ severity is the highest any rule asked for; the response deadline comes from the
 Clinical times (post-discharge window, trends, debounce) use the event's ``occurred_at``, so a
 replay decides the same way; ``now`` stamps the assessment and its deadline.
 
-Ordering: an event older than the newest one of its kind in the context (a late sensor reading
-or nurse observation) never pages and never moves the "latest" view backwards. It is still
-scored; rules it would have fired are listed in ``suppressed`` and it counts as stale.
+Ordering: a nurse observation older than the newest one on record is assessed on its own merit
+at its own time and pages like any other (issue 12 item 8); it is recorded in time order and
+never moves the "latest" view backwards. A late *sensor reading* older than the newest of its
+kind still never pages (its rules are listed in ``suppressed``; it counts as stale). Only an
+event past its topic's maximum age is kept from paging: ``dispatcher.ingest.planner.decide``.
 
 Palliative citizens (a treatment limitation) still get escalations, but routing sends them to
 the palliative pathway, never to an emergency (112) call; the assessment says so.
@@ -523,22 +525,32 @@ def _evaluate_observation(
         out.notes.append(
             f"NEWS2 {result.total} is a lower bound: missing {', '.join(result.missing)}."
         )
-    stale = ctx.last_observation_at is not None and obs.occurred_at < ctx.last_observation_at
+    # Out of order (issue 12 item 8): an observation older than the newest one on record is
+    # assessed on its own merit at its own time - its rules fire and page like any other, the
+    # trend compares it with the baseline before *its* time - and it is recorded in time order.
+    # Only an event past its topic's maximum age is kept from paging (dispatcher.ingest.planner
+    # .decide, MAX_EVENT_AGE_BY_TOPIC), audited and shown there.
+    newest = ctx.last_observation_at
+    if newest is not None and obs.occurred_at < newest:
+        later = ctx.last_news2()
+        out.notes.append(
+            f"Arrived out of order: a newer observation ({newest.isoformat()}"
+            + (f", NEWS2 {later.total}" if later is not None and later.at == newest else "")
+            + ") is already on record; assessed on its own merit at its own time "
+            f"({obs.occurred_at.isoformat()}), not suppressed, recorded in time order."
+        )
     facts = ObservationFacts(obs, ctx, result, ruleset, tuple(quarantined))
     out.extend(_run(OBSERVATION_EVALUATORS, ruleset.enabled(), facts))
-    if stale:
-        new_ctx = cx.record_stale(ctx)
-    else:
-        new_ctx = cx.record_news2(
-            ctx,
-            obs.occurred_at,
-            result.total if result.subscores else None,
-            result.complete,
-            keep=ruleset.history.news2_entries,
-            baseline_keep=ruleset.history.news2_baseline_entries,
-            baseline_hours=_trend_hours(ruleset),
-        )
-    return new_ctx, out, result, quarantined, stale
+    new_ctx = cx.record_news2(
+        ctx,
+        obs.occurred_at,
+        result.total if result.subscores else None,
+        result.complete,
+        keep=ruleset.history.news2_entries,
+        baseline_keep=ruleset.history.news2_baseline_entries,
+        baseline_hours=_trend_hours(ruleset),
+    )
+    return new_ctx, out, result, quarantined, False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -197,20 +197,24 @@ class TestQuarantine:
 
 
 class TestOrderAndDuplicates:
-    def test_stale_observation_never_pages(
+    def test_late_worrying_observation_pages_on_its_own_merit(
         self, publish: Publish, stack: Stack, escalations: TopicReader
     ) -> None:
-        """An observation older than one already seen for the citizen never pages, even when it
-        is alarming on its own."""
+        """Issue 12 item 8: an alarming observation older than one already seen for the
+        citizen (but within the maximum age) is NOT suppressed: it pages exactly once, for
+        itself, at the severity of its own NEWS2."""
         cid = helpers.citizen()
         now = datetime.now(UTC)
         newer = helpers.observation(cid, now)
         older = helpers.deteriorating(cid, now - timedelta(minutes=30))
         publish(NURSE_OBSERVATIONS, newer, None)
-        wait_audited(stack, newer["event_id"])
+        assert wait_audited(stack, newer["event_id"]) == "assessed"
         publish(NURSE_OBSERVATIONS, older, None)
-        wait_audited(stack, older["event_id"])
-        assert escalations.settle(lambda e: e["citizen_id"] == cid, quiet_s=2.0) == []
+        assert wait_audited(stack, older["event_id"]) == "escalated"
+        found = escalations.settle(lambda e: e["citizen_id"] == cid, quiet_s=2.0)
+        assert len(found) == 1
+        assert found[0]["triggered_by"] == [older["event_id"]]
+        assert found[0]["severity"] == "critical"  # NEWS2 11 (helpers.deteriorating)
 
     def test_ten_copies_give_one_escalation(
         self, publish: Publish, stack: Stack, escalations: TopicReader, db: Any

@@ -565,3 +565,58 @@ class TestTrendOverARollingBaseline:
             ctx = record_news2(ctx, at, total, complete, keep=3, baseline_keep=21)
             if complete:
                 seen.append((at, total))
+
+
+class TestOutOfOrderObservations:
+    """Issue 12 item 8: each observation is assessed on its own merit at its own time."""
+
+    def test_worrying_late_observation_after_a_newer_normal_one_pages(self) -> None:
+        """NEWS2 7 from 08:00 arriving after a normal set from 08:30 pages (critical)."""
+        ctx = _fold(observation(at=NOW - timedelta(minutes=30)))
+        late = observation(
+            at=NOW - timedelta(hours=1), respiration_rate=26, pulse=115, temperature=39.5
+        )
+        a, new_ctx = evaluate(late, ctx, NOW, RS)
+        assert a.severity == "critical"
+        assert "news2.high" in fired(a)
+        assert not a.stale
+        assert a.suppressed == []
+        note = next(n for n in a.notes if n.startswith("Arrived out of order"))
+        assert "NEWS2 0" in note
+        assert new_ctx.last_observation_at == NOW - timedelta(minutes=30)
+        assert [e.total for e in new_ctx.news2_history] == [7, 0]
+
+    def test_late_observation_uses_the_baseline_before_its_own_time(self) -> None:
+        """The trend of a late set compares with the sets before *its* time, not the newest."""
+        ctx = _fold(
+            observation(at=NOW - timedelta(hours=10)),  # 0: the baseline for the late set
+            observation(at=NOW, respiration_rate=22, temperature=38.5),  # 3, newer
+        )
+        late = observation(at=NOW - timedelta(hours=5), respiration_rate=22)  # 2
+        a, _ = evaluate(late, ctx, NOW, RS)
+        trend = next(r for r in a.reasons if r.rule_id == TREND.id)
+        assert trend.inputs["baseline_total"] == 0
+        assert trend.inputs["baseline_at"] == (NOW - timedelta(hours=10)).isoformat()
+
+    def test_in_order_observation_has_no_out_of_order_note(self) -> None:
+        """Observations in time order say nothing about ordering."""
+        ctx = _fold(observation(at=NOW - timedelta(hours=1)))
+        a, _ = evaluate(observation(), ctx, NOW, RS)
+        assert not [n for n in a.notes if "out of order" in n]
+
+    @given(st.permutations(list(range(5))))
+    @settings(max_examples=30, deadline=None)
+    def test_any_arrival_order_gives_each_set_its_own_decision(self, order: list[int]) -> None:
+        """Whatever the arrival order of five sets, each alarming one pages and the context
+        ends the same (history in time order, latest = the newest)."""
+        sets = [
+            observation(at=NOW - timedelta(hours=5 - i), **({"pulse": 135} if i % 2 else {}))
+            for i in range(5)
+        ]
+        ctx: CitizenContext | None = None
+        for i in order:
+            a, ctx = evaluate(sets[i], ctx, NOW, RS)
+            assert a.escalate == bool(i % 2)
+        assert ctx is not None
+        assert ctx.last_observation_at == sets[-1].occurred_at
+        assert [e.at for e in ctx.news2_history] == [s.occurred_at for s in sets[-3:]]

@@ -294,15 +294,18 @@ class TestOutOfOrder:
         assert not late.escalate
         assert [r.rule_id for r in late.suppressed] == ["sensor.fall"]
 
-    def test_older_observation_never_pages(self) -> None:
-        """A nurse observation older than the newest is scored but never pages, and does not
-        enter the NEWS2 history."""
+    def test_older_observation_is_assessed_on_its_own_merit(self) -> None:
+        """Issue 12 item 8: a worrying nurse observation older than the newest (normal) one is
+        NOT suppressed: it pages on its own merit, says it arrived out of order, enters the
+        NEWS2 history in time order and never moves the latest view back."""
         [_, late], ctx = run(
             [observation(at=NOW), observation(at=NOW - timedelta(hours=3), worried=True)]
         )
-        assert late.stale
-        assert not late.escalate
-        assert "nurse.worry" in {r.rule_id for r in late.suppressed}
+        assert not late.stale
+        assert late.escalate
+        assert "nurse.worry" in {r.rule_id for r in late.reasons}
+        assert late.suppressed == []
+        assert any("Arrived out of order" in n for n in late.notes)
         assert late.news2 is not None
-        assert len(ctx.news2_history) == 1
+        assert [e.at for e in ctx.news2_history] == [NOW - timedelta(hours=3), NOW]
         assert ctx.last_observation_at == NOW

@@ -398,6 +398,27 @@ SCENARIOS: list[Scenario] = [
         tier=None,
         rules=frozenset({"heart_failure.weight_loss"}),
     ),
+    # --- issue 12 item 8: out-of-order arrival -------------------------------------------------
+    Scenario(
+        name="NEWS2 7 from 08:00 arriving after a normal set from 08:30: pages, not suppressed",
+        events=(
+            observation(at=NOW - 30 * MIN),
+            observation(at=NOW - 60 * MIN, respiration_rate=26, pulse=115, temperature=39.5),
+        ),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"news2.high"}),  # no trend: no complete set before 08:00
+    ),
+    Scenario(
+        name="unresponsive recorded 25 h ago, arriving now: past the maximum age, shown not paged",
+        events=(observation(at=NOW - 25 * H, consciousness="U"),),
+        severity="low",
+        tier=None,
+        rules=frozenset(),
+        suppressed=frozenset({"consciousness.reduced", "news2.red_score"}),
+        notes_contain=("maximum age",),
+        extra={"stale": True},
+    ),
 ]
 
 
