@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from dispatcher.cases import lifecycle
 from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
@@ -66,6 +67,25 @@ from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
 from dispatcher.rules.assessment import silence_event_id
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
+
+
+def _shortest(rule: SensorSilenceRule) -> timedelta:
+    """The rule's shortest silence limit, as ``BatchProcessor.check_silent_sensors`` takes it
+    (``rule.shortest()`` where the rule has per-kind limits, else ``silent_hours``)."""
+    shortest = getattr(rule, "shortest", None)
+    if callable(shortest):
+        limit = shortest()
+        assert isinstance(limit, timedelta)
+        return limit
+    return timedelta(hours=rule.silent_hours)
+
+
+# ``lifecycle.on_stale_ack`` and ``AckPolicy`` (issue 13: an acknowledgement goes stale) where the
+# lifecycle has them; the simulator runs without them too.
+_ON_STALE_ACK: Any = getattr(lifecycle, "on_stale_ack", None)
+_STALE_AFTER: timedelta | None = getattr(
+    getattr(lifecycle, "DEFAULT_ACK_POLICY", None), "stale_after", None
+)
 
 # The shell's timer periods (``config.Settings`` defaults).
 SILENCE_SCAN_S = 60.0
@@ -154,6 +174,7 @@ class Simulator:
         # store/cases: cases, case_escalations, paged counts
         self.cases: dict[UUID, Case] = {}
         self._open_by_citizen: dict[str, UUID] = {}
+        self._unresolved: set[UUID] = set()
         self._escalations_seen: set[UUID] = set()
         self._paged: dict[UUID, int] = {}
         self._page_rules: dict[UUID, tuple[str, ...]] = {}
@@ -161,8 +182,8 @@ class Simulator:
         self.now: datetime | None = None
         self._timers: list[tuple[datetime, int, str, Any]] = []
         self._timer_seq = 0
-        hours = [r.silent_hours for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)]
-        self._silent_after = timedelta(hours=min(hours)) if hours else None
+        limits = [_shortest(r) for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)]
+        self._silent_after = min(limits) if limits else None
         self._scan_every = timedelta(seconds=silence_scan_s)
         self._next_scan: datetime | None = None
         self._silence_ids: dict[str, tuple[datetime, UUID]] = {}
@@ -171,7 +192,10 @@ class Simulator:
     # --- the clock -----------------------------------------------------------------------------
 
     def advance(self, to: datetime) -> None:
-        """Run every timer due up to ``to`` (in time order), then set the clock to ``to``."""
+        """Run every timer due up to ``to`` (in time order), then set the clock to ``to``.
+
+        At equal times a case timer (deadline, answer) runs before the silence scan, and both
+        before a message arriving then: what is overdue at ``now`` is handled first."""
         if self.now is None:
             self.now = to
             self._next_scan = to + self._scan_every
@@ -183,7 +207,7 @@ class Simulator:
             if nxt is None or nxt > to:
                 break
             self.now = max(self.now, nxt)
-            if t_scan is not None and nxt == t_scan and (t_timer is None or t_scan <= t_timer):
+            if t_scan is not None and nxt == t_scan and (t_timer is None or t_scan < t_timer):
                 self._silence_scan(nxt)
                 self._next_scan = nxt + self._scan_every
             else:
@@ -202,6 +226,8 @@ class Simulator:
             self._ack(payload, now)
         elif kind == "resolve":
             self._resolve(payload, now)
+        elif kind == "stale":
+            self._stale(payload, now)
 
     def finish(self, until: datetime) -> SimulationLog:
         """Run the timers (deadlines, answers, silence scans) up to ``until``."""
@@ -270,7 +296,7 @@ class Simulator:
     def _staff_load(self) -> dict[str, int]:
         """store.cases.staff_load: unresolved cases per staff member."""
         load: dict[str, int] = {}
-        for case_id in self._open_by_citizen.values():
+        for case_id in self._unresolved:
             staff = self.cases[case_id].target.staff_id
             if staff is not None:
                 load[staff] = load.get(staff, 0) + 1
@@ -335,14 +361,13 @@ class Simulator:
         """Store a decision (save_case, emit_page) and hand its page to the staff."""
         if self._keep_decisions:
             self.log.decisions.append(decision)
+        superseded = getattr(decision, "superseded", None)
+        if isinstance(superseded, Case):  # saved first: one current case per citizen
+            self._save(superseded, current=False)
         case = decision.case
         if case is None:
             return
-        self.cases[case.case_id] = case
-        if case.state == CaseState.RESOLVED:
-            self._open_by_citizen.pop(case.citizen_id, None)
-        else:
-            self._open_by_citizen[case.citizen_id] = case.case_id
+        self._save(case, current=getattr(case, "superseded_by", None) is None)
         page = decision.page
         if page is None:
             return
@@ -356,6 +381,19 @@ class Simulator:
             answer = self.responder.respond(record)
             if answer.ack_at is not None:
                 self._at(max(answer.ack_at, now), "ack", (case.case_id, answer))
+
+    def _save(self, case: Case, *, current: bool) -> None:
+        self.cases[case.case_id] = case
+        if case.state == CaseState.RESOLVED:
+            self._unresolved.discard(case.case_id)
+            if self._open_by_citizen.get(case.citizen_id) == case.case_id:
+                del self._open_by_citizen[case.citizen_id]
+            return
+        self._unresolved.add(case.case_id)
+        if current:
+            self._open_by_citizen[case.citizen_id] = case.case_id
+        elif self._open_by_citizen.get(case.citizen_id) == case.case_id:
+            del self._open_by_citizen[case.citizen_id]
 
     def _record(self, page: Page, case: Case, now: datetime) -> PageRecord:
         return PageRecord(
@@ -391,6 +429,17 @@ class Simulator:
         self.log.acknowledged += 1
         self._apply(decision, now, None)
         self._at(now + answer.resolve_after, "resolve", (case_id, answer))
+        if _STALE_AFTER is not None:
+            self._at(now + _STALE_AFTER, "stale", case_id)
+
+    def _stale(self, case_id: UUID, now: datetime) -> None:
+        """CaseManager._ask_stale_acks for one case: ``on_stale_ack`` (None when not due)."""
+        case = self.cases.get(case_id)
+        if case is None or _ON_STALE_ACK is None:
+            return
+        decision = _ON_STALE_ACK(case, now, self._paged.get(case_id, 0) + 1)
+        if decision is not None:
+            self._apply(decision, now, None)
 
     def _resolve(self, payload: tuple[UUID, Response], now: datetime) -> None:
         """POST /api/cases/{id}/resolve by whoever acknowledged."""
