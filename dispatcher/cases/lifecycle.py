@@ -13,6 +13,12 @@ for the same citizen; the escalation is recorded on the case as inhibited.
 
 Silences: time-boxed, per citizen and optionally per rule, with author and reason. A silence
 never hides a *critical* escalation unless it says ``include_critical`` explicitly.
+
+Nobody left unacknowledged: the case remembers when its last rung was first paged and how many
+pages that rung got (``detail["last_rung"]``). From the ``pages.FALLBACK_AFTER_REPEATS``-th
+repeat on, every page says "not acknowledged after K pages over M minutes" and carries the
+fallback instruction (``pages.Unacknowledged``); ``last_rung_overdue`` is what the
+``dispatcher_cases_last_rung_*`` metrics and their alert count.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from dispatcher.cases.pages import Page, PageKind
+from dispatcher.cases.pages import FALLBACK_AFTER_REPEATS, Page, PageKind, Unacknowledged
 from dispatcher.contract.events import Escalation
 from dispatcher.contract.vocab import (
     AWAITING_ACK,
@@ -141,9 +147,112 @@ def _rules(esc: Escalation) -> list[str]:
     return [r.rule_id for r in esc.reasons]
 
 
-def _page(case: Case, seq: int, kind: PageKind, reason: str) -> Page:
+def _page(
+    case: Case,
+    seq: int,
+    kind: PageKind,
+    reason: str,
+    unacknowledged: Unacknowledged | None = None,
+) -> Page:
     """Page the case's current rung, at its severity and deadline."""
-    return Page(case.case_id, seq, kind, case.target, case.severity, case.ack_deadline, reason)
+    return Page(
+        case.case_id,
+        seq,
+        kind,
+        case.target,
+        case.severity,
+        case.ack_deadline,
+        reason,
+        unacknowledged,
+    )
+
+
+# ``Case.detail`` key: ``{"since": <ISO time the last rung was first paged>, "pages": <pages
+# that rung got since>}``; present only while the case is at the last rung of its chain.
+LAST_RUNG = "last_rung"
+
+
+def at_last_rung(case: Case) -> bool:
+    return case.level >= len(case.chain) - 1
+
+
+def _last_rung_record(case: Case) -> dict[str, Any]:
+    record = case.detail.get(LAST_RUNG)
+    return record if isinstance(record, dict) else {}
+
+
+def last_rung_since(case: Case) -> datetime:
+    """When the case's last rung was first paged. A case stored before this was recorded
+    counts from when its current page went out (its deadline minus its minutes)."""
+    since = _last_rung_record(case).get("since")
+    if isinstance(since, str):
+        try:
+            parsed = datetime.fromisoformat(since)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return case.ack_deadline - timedelta(minutes=case.ack_minutes)
+
+
+def last_rung_pages(case: Case) -> int:
+    """Pages the last rung got so far (at least the one that put the case there)."""
+    pages = _last_rung_record(case).get("pages")
+    return pages if isinstance(pages, int) and not isinstance(pages, bool) and pages > 0 else 1
+
+
+def _track_last_rung(paged: Case, now: datetime, before: Case | None = None) -> Case:
+    """Record the page just decided for ``paged``: a first page of the last rung starts the
+    record, a repeat (``before``: the case as it was) counts one more, any other rung drops it."""
+    detail = {k: v for k, v in paged.detail.items() if k != LAST_RUNG}
+    if at_last_rung(paged):
+        if before is None:
+            detail[LAST_RUNG] = {"since": now.isoformat(), "pages": 1}
+        else:
+            detail[LAST_RUNG] = {
+                "since": last_rung_since(before).isoformat(),
+                "pages": last_rung_pages(before) + 1,
+            }
+    elif LAST_RUNG not in paged.detail:
+        return paged
+    return replace(paged, detail=detail)
+
+
+def unacknowledged_at_last_rung(
+    before: Case, now: datetime, fallback_after: int = FALLBACK_AFTER_REPEATS
+) -> Unacknowledged | None:
+    """What a repeat page of the last rung must say, given the case before it: ``None`` for the
+    first ``fallback_after - 1`` repeats, then "not acknowledged after K pages over M minutes"
+    with the fallback instruction (K pages of that rung went out before this one)."""
+    pages_before = last_rung_pages(before)  # this page is repeat number ``pages_before``
+    if pages_before < fallback_after:
+        return None
+    minutes = int((now - last_rung_since(before)) // timedelta(minutes=1))
+    return Unacknowledged(pages_before, max(0, minutes))
+
+
+def last_rung_overdue(case: Case, now: datetime) -> timedelta | None:
+    """How long the last rung of an unacknowledged case has been paged, once that rung's first
+    deadline has passed; ``None`` for any other case (acknowledged, lower rung, in time)."""
+    if case.state not in AWAITING_ACK or not at_last_rung(case):
+        return None
+    since = last_rung_since(case)
+    if now < since + timedelta(minutes=case.ack_minutes):
+        return None
+    return now - since
+
+
+def last_rung_backlog(cases: Sequence[Case], now: datetime) -> dict[Severity, tuple[int, float]]:
+    """Per severity: how many cases are overdue at their last rung, and the oldest's age in
+    seconds (``last_rung_overdue``); severities with none are absent."""
+    out: dict[Severity, tuple[int, float]] = {}
+    for case in cases:
+        age = last_rung_overdue(case, now)
+        if age is None:
+            continue
+        count, oldest = out.get(case.severity, (0, 0.0))
+        out[case.severity] = (count + 1, max(oldest, age.total_seconds()))
+    return out
 
 
 def _paged(page: Page) -> CaseEvent:
@@ -229,6 +338,7 @@ def _open_new(
         updated_at=now,
         detail={**(meta or {}), "rules": rules, "route_steps": list(decision.steps)},
     )
+    case = _track_last_rung(case, now)
     page = _page(case, page_seq, "new", f"new case: {', '.join(rules)}")
     opened = CaseEvent(
         SYSTEM,
@@ -281,6 +391,7 @@ def _raise(
     if silence is not None:
         events.append(CaseEvent(SYSTEM, "silenced", {"silence_id": str(silence.silence_id)}))
         return CaseDecision("raised", raised, None, tuple(events), silence.silence_id)
+    raised = _track_last_rung(raised, now)
     page = _page(
         raised, page_seq, "severity_raised", f"severity raised {case.severity} -> {esc.severity}"
     )
@@ -515,14 +626,12 @@ def _renotify(
         detail["note"] = (
             f"routed to {esc.route.tier}; the doctor-level case's assignee is told instead"
         )
-    # A new unacknowledged period starts with this page: the last rung's record ("last_rung")
-    # is dropped, so its count restarts from this page (last_rung_since falls back to it).
     updated = replace(
         attached,
         state=CaseState.NOTIFIED,
         ack_deadline=now + timedelta(minutes=case.ack_minutes),
-        detail={k: v for k, v in attached.detail.items() if k != "last_rung"},
     )
+    updated = _track_last_rung(updated, now)
     page = _page(updated, page_seq, "update", f"update: {why}")
     return CaseDecision(
         "renotified",
@@ -771,8 +880,14 @@ def escalate_one_rung(
     page_seq: int,
     why: str,
     kind: Literal["re_escalated", "delivery_failed"],
+    *,
+    fallback_after: int = FALLBACK_AFTER_REPEATS,
 ) -> CaseDecision:
-    """Move an unacknowledged case one rung up its chain and page that rung."""
+    """Move an unacknowledged case one rung up its chain and page that rung.
+
+    At the last rung the same rung is paged again; from the ``fallback_after``-th repeat on the
+    page says how many pages over how many minutes went unanswered and carries the fallback
+    instruction (``pages.Unacknowledged``)."""
     if case.state not in AWAITING_ACK:
         raise TransitionError(f"case is {case.state.value}; nothing to re-escalate")
     level = min(case.level + 1, len(case.chain) - 1)
@@ -784,25 +899,22 @@ def escalate_one_rung(
         ack_deadline=now + timedelta(minutes=case.ack_minutes),
         updated_at=now,
     )
+    moved = _track_last_rung(moved, now, case if repeat else None)
+    unacked = unacknowledged_at_last_rung(case, now, fallback_after) if repeat else None
     reason = why + ("; already at the last rung: paging it again" if repeat else "")
-    page = _page(moved, page_seq, kind, reason)
+    if unacked is not None:
+        reason += f"; {unacked.summary}. {unacked.instruction}"
+    page = _page(moved, page_seq, kind, reason, unacked)
+    detail: dict[str, Any] = {
+        "from_level": case.level,
+        "to_level": level,
+        "reason": reason,
+        **moved.target.as_dict(),
+    }
+    if unacked is not None:
+        detail["unacknowledged"] = unacked.as_dict()
     return CaseDecision(
-        "re_escalated",
-        moved,
-        page,
-        (
-            CaseEvent(
-                SYSTEM,
-                kind,
-                {
-                    "from_level": case.level,
-                    "to_level": level,
-                    "reason": reason,
-                    **moved.target.as_dict(),
-                },
-            ),
-            _paged(page),
-        ),
+        "re_escalated", moved, page, (CaseEvent(SYSTEM, kind, detail), _paged(page))
     )
 
 

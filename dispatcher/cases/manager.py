@@ -29,6 +29,7 @@ from dispatcher.cases.lifecycle import (
     Case,
     CaseDecision,
     Silence,
+    last_rung_backlog,
     on_ack_timeout,
     on_delivery_failed,
     on_escalation,
@@ -302,6 +303,13 @@ class CaseManager:
             open_counts = await store.open_case_counts(conn)
             ack_times = await store.claim_ack_times(conn)
         return open_counts, ack_times
+
+    async def last_rung_stats(self) -> dict[str, tuple[int, float]]:
+        """Per severity: cases unacknowledged past their last rung's first deadline, and the
+        oldest one's seconds since that rung was first paged (``lifecycle.last_rung_backlog``).
+        Database-wide, so every worker reports the same numbers."""
+        cases = await store.awaiting_at_last_rung(self._pool)
+        return {str(sev): stat for sev, stat in last_rung_backlog(cases, self._clock()).items()}
 
     async def fail_over(
         self, conn: db.Connection, case_id: UUID, now: datetime

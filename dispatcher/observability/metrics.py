@@ -11,14 +11,16 @@ attempts): defining them in one place keeps the dashboard and alert rules honest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 from uuid import UUID
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dispatcher.contract.topics import ESCALATIONS
+from dispatcher.contract.vocab import EscalatingSeverity
 
 if TYPE_CHECKING:
     from dispatcher.ingest.planner import BatchPlan
@@ -120,6 +122,20 @@ class DispatcherMetrics:
             "dispatcher_pages_suppressed_total",
             "Pages not sent because silenced or inhibited, per reason and severity.",
             ["reason", "severity"],
+            registry=r,
+        )
+        self.last_rung_overdue = Gauge(
+            "dispatcher_cases_last_rung_overdue",
+            "Cases unacknowledged after their last rung's (normally the on-call doctor's) first "
+            "deadline passed, per severity (database-wide; every worker reports it, use max).",
+            ["severity"],
+            registry=r,
+        )
+        self.last_rung_oldest = Gauge(
+            "dispatcher_cases_last_rung_oldest_unacknowledged_seconds",
+            "Of those cases, seconds since the oldest one's last rung was first paged, per "
+            "severity; 0 when none.",
+            ["severity"],
             registry=r,
         )
         # --- storage -------------------------------------------------------------------------
@@ -225,6 +241,15 @@ class DispatcherMetrics:
     def set_outbox_backlog(self, count: int, oldest_age_s: float | None) -> None:
         self.outbox_backlog.set(count)
         self.outbox_oldest_age.set(max(0.0, oldest_age_s or 0.0))
+
+    def set_last_rung(self, stats: Mapping[str, tuple[int, float]]) -> None:
+        """Per severity (count, oldest age in seconds) of cases overdue at their last rung.
+        Every escalating severity always has a series (0 when none), so an alert on it never
+        depends on a series appearing."""
+        for severity in sorted({*get_args(EscalatingSeverity), *stats}):
+            count, oldest = stats.get(severity, (0, 0.0))
+            self.last_rung_overdue.labels(severity).set(count)
+            self.last_rung_oldest.labels(severity).set(max(0.0, oldest))
 
     # --- introspection (dashboard and alert drift tests) -------------------------------------
 

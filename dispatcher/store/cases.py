@@ -149,6 +149,18 @@ async def stale_acks_for_update(
     return [case_from_row(r) for r in rows]
 
 
+async def awaiting_at_last_rung(conn: Executor) -> list[Case]:
+    """Cases awaiting acknowledgement whose current rung is the last of their chain (the
+    ``dispatcher_cases_last_rung_*`` metrics; ``lifecycle.last_rung_backlog`` decides which are
+    overdue)."""
+    rows = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases "  # noqa: S608 - constant column list
+        "WHERE state = ANY($1::text[]) AND level >= jsonb_array_length(chain) - 1",
+        sorted(s.value for s in AWAITING_ACK),
+    )
+    return [case_from_row(r) for r in rows]
+
+
 async def case_state_for_update(conn: Connection, case_id: UUID) -> CaseState | None:
     """The case's state, its row locked (``None``: no such case)."""
     state = await conn.fetchval("SELECT state FROM cases WHERE case_id = $1 FOR UPDATE", case_id)
@@ -319,6 +331,9 @@ def page_payload(case: Case, page: Page, escalation: dict[str, Any] | None) -> d
         "target": page.target.as_dict(),
         "ack_deadline": page.ack_deadline.isoformat(),
         "case_state": case.state.value,
+        # null, or {pages, minutes, summary, instruction} once the last rung has not answered
+        # (cases.pages.Unacknowledged): the reader must act on the instruction.
+        "unacknowledged": page.unacknowledged.as_dict() if page.unacknowledged else None,
         # Every rule counted on the case, bursts collapsed: [{rule_id, count, burst_count,
         # burst_since, first_at, last_at, summary: "3 x sensor.fall within 2 min"}].
         "findings": findings_view(case),

@@ -51,6 +51,7 @@ def install(app: faust.App, runtime: Runtime, probes: Probes) -> None:
             metrics.cases_open.labels(severity, team).set(n)
         for severity, seconds in ack_times:
             metrics.ack_seconds.labels(severity).observe(seconds)
+        metrics.set_last_rung(await runtime.cases.last_rung_stats())
 
     async def webhook_delivery() -> None:
         await runtime.deliveries.run_once()

@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dispatcher.cases.pages import FALLBACK_AFTER_REPEATS, FALLBACK_INSTRUCTION
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS
-from dispatcher.devstack.stack import Stack
+from dispatcher.devstack.stack import Stack, WorkerProcess
 from dispatcher.routing.roster import Roster, page_topic
 from dispatcher.store.cases import load_roster
 from tests import helpers
@@ -167,3 +168,95 @@ class TestDeadlines:
             "SELECT action FROM case_events WHERE case_id = $1 ORDER BY id", case["case_id"]
         )
         assert [e["action"] for e in events].count("re_escalated") == len(chain) - 1
+
+
+def gauge(port: int, name: str, severity: str) -> float:
+    """One ``{severity=...}`` sample of a gauge on the worker's /metrics (0 when absent)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    prefix = f'{name}{{severity="{severity}"}} '
+    return next((float(ln[len(prefix) :]) for ln in text.splitlines() if ln.startswith(prefix)), 0)
+
+
+class TestNobodyLeftUnacknowledged:
+    async def test_last_rung_unacknowledged_pages_carry_the_fallback_and_the_metric_shows_it(
+        self, publish: Publish, stack: Stack, db: Any, worker: WorkerProcess
+    ) -> None:
+        """A critical case (the on-call doctor only, 5 min) nobody acknowledges: its first
+        repeat is a plain re-page, the FALLBACK_AFTER_REPEATS-th says "not acknowledged after K
+        pages over M minutes" and carries the fallback instruction, and the worker's
+        dispatcher_cases_last_rung_* gauges count it. Each 5 minutes is simulated by moving the
+        deadline and the last rung's first page back by the case's minutes."""
+        cid = helpers.citizen()
+        doctor = TopicReader(stack.bootstrap, page_topic("on-call-doctor"))
+        try:
+            publish(NURSE_OBSERVATIONS, helpers.deteriorating(cid), None)
+            first = await asyncio.to_thread(doctor.wait_for, lambda p: p["citizen_id"] == cid)
+            assert [p["kind"] for p in first] == ["new"]
+            assert first[0]["unacknowledged"] is None
+            case_id = first[0]["case_id"]
+            minutes = await db.fetchval(
+                "SELECT ack_minutes FROM cases WHERE case_id = $1::uuid", case_id
+            )
+            assert minutes == 5
+            for repeat in range(1, FALLBACK_AFTER_REPEATS + 1):
+                await db.execute(
+                    "UPDATE cases SET ack_deadline = ack_deadline - make_interval(mins => "
+                    "ack_minutes), detail = jsonb_set(detail, '{last_rung,since}', to_jsonb("
+                    "(detail->'last_rung'->>'since')::timestamptz - make_interval(mins => "
+                    "ack_minutes))) WHERE case_id = $1::uuid",
+                    case_id,
+                )
+                pages = await asyncio.to_thread(
+                    doctor.wait_for, lambda p: p["case_id"] == case_id, 1 + repeat
+                )
+                assert len(pages) == 1 + repeat
+            pages.sort(key=lambda p: p["page_seq"])
+        finally:
+            doctor.close()
+        plain, fallback = pages[-2], pages[-1]
+        assert plain["kind"] == fallback["kind"] == "re_escalated"
+        assert plain["unacknowledged"] is None
+        assert "not acknowledged after" not in plain["reason"]
+        summary = (
+            f"not acknowledged after {FALLBACK_AFTER_REPEATS} pages over "
+            f"{FALLBACK_AFTER_REPEATS * 5} minutes"
+        )
+        assert fallback["unacknowledged"] == {
+            "pages": FALLBACK_AFTER_REPEATS,
+            "minutes": FALLBACK_AFTER_REPEATS * 5,
+            "summary": summary,
+            "instruction": FALLBACK_INSTRUCTION,
+        }
+        assert summary in fallback["reason"]
+        assert "112" in fallback["reason"]
+        assert fallback["target"]["tier"] == "doctor"
+        history = await db.fetch(
+            "SELECT detail FROM case_events WHERE case_id = $1::uuid AND action = 're_escalated' "
+            "ORDER BY id",
+            case_id,
+        )
+        assert json.loads(history[-1]["detail"])["unacknowledged"]["summary"] == summary
+
+        # The case-stats timer (every case_stats_s) reports it: at least this case, at least
+        # as old as the simulated minutes since the doctor was first paged.
+        count = oldest = 0.0
+        for _ in range(300):
+            count = gauge(worker.web_port, "dispatcher_cases_last_rung_overdue", "critical")
+            oldest = gauge(
+                worker.web_port,
+                "dispatcher_cases_last_rung_oldest_unacknowledged_seconds",
+                "critical",
+            )
+            if count >= 1 and oldest >= FALLBACK_AFTER_REPEATS * 5 * 60:
+                break
+            await asyncio.sleep(0.1)
+        assert count >= 1
+        assert oldest >= FALLBACK_AFTER_REPEATS * 5 * 60
+        await db.execute(  # acknowledged: it stops re-paging and leaves the gauges
+            "UPDATE cases SET state = 'acknowledged', acknowledged_at = now(), "
+            "acknowledged_by = 'test' WHERE case_id = $1::uuid",
+            case_id,
+        )

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 
 from dispatcher.cases.lifecycle import (
+    LAST_RUNG,
     Case,
     Silence,
     TransitionError,
     acknowledge,
+    escalate_one_rung,
+    last_rung_backlog,
+    last_rung_overdue,
     on_ack_timeout,
     on_delivery_failed,
     on_escalation,
     resolve,
+)
+from dispatcher.cases.pages import (
+    FALLBACK_AFTER_REPEATS,
+    FALLBACK_INSTRUCTION,
+    Page,
+    Unacknowledged,
 )
 from dispatcher.contract.events import Escalation, Reason, Route
 from dispatcher.contract.vocab import CaseState
@@ -233,3 +244,136 @@ class TestAckResolve:
             acknowledge(done, "rn-2", NOW)
         with pytest.raises(TransitionError):
             resolve(done, "rn-2", "admitted", NOW)
+
+
+class TestNobodyLeftUnacknowledged:
+    """The last rung re-paged: from the FALLBACK_AFTER_REPEATS-th repeat the page says so and
+    carries the fallback instruction; ``last_rung_overdue`` feeds the metric and its alert."""
+
+    @staticmethod
+    def timeouts(case: Case, n: int) -> tuple[Case, list[Page]]:
+        """``n`` deadlines pass in a row, each exactly at the case's deadline."""
+        pages: list[Page] = []
+        for seq in range(2, n + 2):
+            d = on_ack_timeout(case, case.ack_deadline, seq)
+            assert d is not None
+            assert d.case is not None
+            assert d.page is not None
+            case = d.case
+            pages.append(d.page)
+        return case, pages
+
+    def test_repeat_n_minus_1_is_a_plain_repeat(self) -> None:
+        """Critical (the doctor only, 5 min): the first N-1 repeats are ordinary re-pages."""
+        case, pages = self.timeouts(opened("critical"), FALLBACK_AFTER_REPEATS - 1)
+        assert all(p.unacknowledged is None for p in pages)
+        assert "not acknowledged after" not in pages[-1].reason
+        assert FALLBACK_INSTRUCTION not in pages[-1].reason
+        assert case.detail[LAST_RUNG] == {
+            "since": NOW.isoformat(),
+            "pages": FALLBACK_AFTER_REPEATS,
+        }
+
+    def test_repeat_n_says_so_and_carries_the_fallback(self) -> None:
+        """The N-th repeat says how many pages over how many minutes went unanswered and
+        carries the fallback instruction (payload field and reason)."""
+        _, pages = self.timeouts(opened("critical"), FALLBACK_AFTER_REPEATS)
+        page = pages[-1]
+        minutes = FALLBACK_AFTER_REPEATS * 5
+        assert page.unacknowledged == Unacknowledged(FALLBACK_AFTER_REPEATS, minutes)
+        summary = f"not acknowledged after {FALLBACK_AFTER_REPEATS} pages over {minutes} minutes"
+        assert page.unacknowledged.summary == summary
+        assert summary in page.reason
+        assert FALLBACK_INSTRUCTION in page.reason
+        assert "112" in page.unacknowledged.instruction
+        assert page.target == DOCTOR
+        assert page.unacknowledged.as_dict()["instruction"] == FALLBACK_INSTRUCTION
+
+    def test_every_later_repeat_keeps_saying_so_with_growing_numbers(self) -> None:
+        _, pages = self.timeouts(opened("critical"), FALLBACK_AFTER_REPEATS + 2)
+        tail = [p.unacknowledged for p in pages[FALLBACK_AFTER_REPEATS - 1 :]]
+        assert [(u.pages, u.minutes) for u in tail if u is not None] == [
+            (k, 5 * k) for k in range(FALLBACK_AFTER_REPEATS, FALLBACK_AFTER_REPEATS + 3)
+        ]
+
+    def test_counting_starts_when_the_last_rung_is_reached(self) -> None:
+        """High: nurse -> fallback -> doctor; the doctor's pages are counted from the move, so
+        the fallback comes at the doctor's N-th repeat, not earlier."""
+        _, pages = self.timeouts(opened("high"), 2 + FALLBACK_AFTER_REPEATS)
+        assert [p.target for p in pages[:2]] == [FALLBACK, DOCTOR]
+        assert [p.unacknowledged is not None for p in pages] == [False] * (
+            1 + FALLBACK_AFTER_REPEATS
+        ) + [True]
+        assert pages[-1].unacknowledged == Unacknowledged(
+            FALLBACK_AFTER_REPEATS, 15 * FALLBACK_AFTER_REPEATS
+        )
+
+    def test_fallback_after_is_a_parameter(self) -> None:
+        d = escalate_one_rung(opened("critical"), NOW, 2, "why", "re_escalated", fallback_after=1)
+        assert d.page is not None
+        assert d.page.unacknowledged == Unacknowledged(1, 0)
+
+    def test_a_case_stored_without_the_record_counts_from_its_current_page(self) -> None:
+        """A case stored before the record existed: its current page counts as the first."""
+        case = opened("critical")
+        legacy = replace(case, detail={k: v for k, v in case.detail.items() if k != LAST_RUNG})
+        _, pages = self.timeouts(legacy, FALLBACK_AFTER_REPEATS)
+        assert pages[-1].unacknowledged == Unacknowledged(
+            FALLBACK_AFTER_REPEATS, 5 * FALLBACK_AFTER_REPEATS
+        )
+
+    def test_a_severity_raise_starts_counting_again(self) -> None:
+        """A raise re-routes from rung 0: the old count does not carry over."""
+        case, _ = self.timeouts(opened("high"), 3)  # at the doctor, one repeat
+        assert case.detail[LAST_RUNG]["pages"] == 2
+        d = on_escalation(
+            escalation("critical", "news2.high"), case, [], route_for, now=NOW, page_seq=9
+        )
+        assert d.case is not None
+        assert d.case.detail[LAST_RUNG] == {"since": NOW.isoformat(), "pages": 1}
+
+    def test_overdue_only_after_the_last_rungs_first_deadline(self) -> None:
+        """The metric's definition: at the last rung, unacknowledged, first deadline passed."""
+        case = opened("critical")
+        assert last_rung_overdue(case, NOW + timedelta(minutes=5) - timedelta(seconds=1)) is None
+        assert last_rung_overdue(case, NOW + timedelta(minutes=5)) == timedelta(minutes=5)
+        later, _ = self.timeouts(case, 2)  # re-paged twice: the deadline moved, still overdue
+        assert last_rung_overdue(later, NOW + timedelta(minutes=10)) == timedelta(minutes=10)
+        assert last_rung_overdue(opened("high"), NOW + timedelta(hours=1)) is None  # rung 0
+        acked = acknowledge(later, "md-1", NOW).case
+        assert acked is not None
+        assert last_rung_overdue(acked, NOW + timedelta(hours=1)) is None
+
+    def test_backlog_counts_per_severity_with_the_oldest_age(self) -> None:
+        at = NOW + timedelta(minutes=20)
+        critical_old = opened("critical")
+        critical_new = replace(
+            opened("critical"),
+            detail={LAST_RUNG: {"since": (NOW + timedelta(minutes=10)).isoformat(), "pages": 1}},
+        )
+        high_at_doctor, _ = self.timeouts(opened("high"), 2)  # at the doctor since NOW + 30
+        assert last_rung_backlog([critical_old, critical_new, high_at_doctor], at) == {
+            "critical": (2, 1200.0)
+        }
+        assert last_rung_backlog([], at) == {}
+
+
+def test_page_example_shows_the_unacknowledged_fallback_as_the_payload_carries_it() -> None:
+    """schemas/examples/acute.pages.json (the page on acute.pages.<team> and the webhook) is a
+    last-rung page with the fallback: its fields are ones page_payload writes, its
+    ``unacknowledged`` is exactly what the lifecycle produces for that page."""
+    import json
+    from pathlib import Path
+
+    from dispatcher.store.cases import page_payload
+
+    example = json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas/examples/acute.pages.json").read_text()
+    )
+    case = opened("critical")
+    case, pages = TestNobodyLeftUnacknowledged.timeouts(case, FALLBACK_AFTER_REPEATS)
+    payload = page_payload(case, pages[-1], None)
+    assert set(example) <= set(payload)
+    assert example["unacknowledged"] == payload["unacknowledged"]
+    assert example["kind"] == payload["kind"] == "re_escalated"
+    assert example["reason"] == payload["reason"]

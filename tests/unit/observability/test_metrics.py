@@ -154,7 +154,26 @@ async def test_event_to_push_is_not_observed_when_the_relay_fails() -> None:
     assert sample(metrics, "dispatcher_outbox_failures_total") == 1
 
 
-def test_consumer_lag_drops_partitions_no_longer_assigned() -> None:
+def test_last_rung_gauges_have_every_escalating_severity_and_drop_to_zero() -> None:
+    """Overdue-at-the-last-rung count and oldest age per severity; severities with none are 0
+    (never absent), and a case acknowledged since makes its series 0 again."""
+    metrics = DispatcherMetrics()
+    metrics.set_last_rung({"critical": (2, 900.0)})
+    count, oldest = (
+        "dispatcher_cases_last_rung_overdue",
+        "dispatcher_cases_last_rung_oldest_unacknowledged_seconds",
+    )
+    assert sample(metrics, count, severity="critical") == 2
+    assert sample(metrics, oldest, severity="critical") == 900
+    for severity in ("high", "medium"):
+        assert sample(metrics, count, severity=severity) == 0
+        assert sample(metrics, oldest, severity=severity) == 0
+    metrics.set_last_rung({})
+    assert sample(metrics, count, severity="critical") == 0
+    assert sample(metrics, oldest, severity="critical") == 0
+
+
+
     """After a rebalance, lag series of partitions this worker lost disappear."""
     metrics = DispatcherMetrics()
     metrics.set_consumer_lag({(NURSE_OBSERVATIONS, 0): 5, (NURSE_OBSERVATIONS, 1): 7})
