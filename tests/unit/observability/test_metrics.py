@@ -173,7 +173,7 @@ def test_last_rung_gauges_have_every_escalating_severity_and_drop_to_zero() -> N
     assert sample(metrics, oldest, severity="critical") == 0
 
 
-
+def test_consumer_lag_drops_partitions_no_longer_assigned() -> None:
     """After a rebalance, lag series of partitions this worker lost disappear."""
     metrics = DispatcherMetrics()
     metrics.set_consumer_lag({(NURSE_OBSERVATIONS, 0): 5, (NURSE_OBSERVATIONS, 1): 7})
