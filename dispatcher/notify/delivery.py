@@ -268,7 +268,8 @@ class DeliveryWorker:
         async with db.transaction(self._pool) as conn:
             # Case first, then delivery: the same lock order as the case manager's paths.
             case_state = await case_store.case_state_for_update(conn, claim.case_id)
-            outcome, new_state, next_at, error = settle(decision, case_state)
+            renewal = await store.is_renewal_page(conn, claim.case_id, claim.page_seq)
+            outcome, new_state, next_at, error = settle(decision, case_state, wanted=renewal)
             finished = None if new_state == DeliveryState.PENDING else now
             await store.record_attempt(
                 conn,
@@ -309,7 +310,7 @@ class DeliveryWorker:
 
 
 def settle(
-    decision: Decision, case_state: str | None
+    decision: Decision, case_state: str | None, *, wanted: bool = False
 ) -> tuple[AttemptOutcome, DeliveryState, datetime | None, str | None]:
     """(attempt outcome, new delivery state, next attempt, last error) for a finished attempt.
 
@@ -317,8 +318,11 @@ def settle(
     as ``cancelled``: nobody needs the push any more, and failing over would page a second
     team for a citizen already being looked after. A successful one stays ``delivered``
     (that is what happened on the wire).
+
+    ``wanted``: the page must reach its team whatever the case's state (the resolve-or-renew
+    page of a stale acknowledged case, docs/cases.md).
     """
-    closed = case_state is None or case_state in CLOSED_CASE_STATES
+    closed = not wanted and (case_state is None or case_state in CLOSED_CASE_STATES)
     if decision.outcome == "delivered":
         return "delivered", DeliveryState.DELIVERED, None, None
     if closed:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from dispatcher.cases.lifecycle import RENEWAL
 from dispatcher.contract.vocab import CaseState, Channel, DeliveryState
 from dispatcher.store.db import Connection, Executor, Record
 
@@ -44,10 +45,18 @@ class Claim:
         return self.attempts + 1
 
 
-# $1 now, $2 limit, $3 lease until, $4 closed case states, $5 pending, $6 cancelled
+# The page number of a stale acknowledgement's resolve-or-renew page (``lifecycle.on_stale_ack``):
+# that page must reach its team although the case is acknowledged (docs/cases.md).
+RENEWAL_PAGE_SEQ_PATH = [RENEWAL, "page_seq"]
+
+# $1 now, $2 limit, $3 lease until, $4 closed case states, $5 pending, $6 cancelled,
+# $7 acknowledged, $8 RENEWAL_PAGE_SEQ_PATH (a stale case's renewal page is not cancelled)
 _CLAIM = """
 WITH due AS (
-    SELECT d.delivery_id, c.state AS case_state
+    SELECT d.delivery_id,
+           CASE WHEN c.state = $7 AND c.superseded_by IS NULL
+                     AND (c.detail #>> $8::text[])::int = d.page_seq
+                THEN NULL ELSE c.state END AS case_state
     FROM deliveries d JOIN cases c ON c.case_id = d.case_id
     WHERE d.state = $5 AND d.next_attempt_at <= $1
     ORDER BY d.next_attempt_at
@@ -153,8 +162,24 @@ async def claim_due(
         [s.value for s in closed_case_states],
         DeliveryState.PENDING.value,
         DeliveryState.CANCELLED.value,
+        CaseState.ACKNOWLEDGED.value,
+        RENEWAL_PAGE_SEQ_PATH,
     )
     return [_claim_from_row(r) for r in rows]
+
+
+async def is_renewal_page(conn: Connection, case_id: UUID, page_seq: int) -> bool:
+    """Whether ``page_seq`` is the resolve-or-renew page of a case still waiting for it
+    (acknowledged, not superseded): it is wanted although the case is acknowledged."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM cases WHERE case_id = $1 AND state = $2 AND superseded_by IS NULL "
+        "AND (detail #>> $4::text[])::int = $3",
+        case_id,
+        CaseState.ACKNOWLEDGED.value,
+        page_seq,
+        RENEWAL_PAGE_SEQ_PATH,
+    )
+    return bool(found)
 
 
 async def record_attempt(  # noqa: PLR0917 - the attempt's columns, in table order

@@ -19,14 +19,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+import yaml
+from aiohttp import web
 from kafka import KafkaProducer
 
 from dispatcher.cases.lifecycle import AckPolicy, acknowledge, resolve
 from dispatcher.cases.manager import CaseManager
 from dispatcher.contract.events import Escalation, Reason, Route
 from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS
+from dispatcher.devstack.embedded import free_port
 from dispatcher.devstack.stack import Stack, seed_roster_text
 from dispatcher.ingest.planner import OutboxMessage
+from dispatcher.notify import DeliveryWorker, WebhookSender, roster_secrets
 from dispatcher.routing.roster import page_topic, parse_roster
 from dispatcher.store import cases as store
 from dispatcher.store.batches import PostgresRepository
@@ -154,8 +158,8 @@ async def harness(stack: Stack, schema_dsn: str, producer: KafkaProducer) -> Asy
     repo = PostgresRepository(pool)
     send = KafkaSend(producer)
 
-    async def relay() -> int:
-        return await repo.relay_outbox(send)
+    async def relay() -> None:
+        await repo.relay_outbox(send)
 
     clock = FakeClock()
     manager = CaseManager(pool, relay, clock=clock, ack_policy=POLICY, roster_ttl_s=3600)
@@ -409,3 +413,72 @@ class TestThroughTheWorker:
         assert [p["kind"] for p in pages] == ["new", "update"]
         assert "new finding nurse.worry" in pages[1]["reason"]
         assert pages[1]["target"] == new["target"]
+
+
+class TestRenewalPageReachesTheWebhook:
+    async def test_resolve_or_renew_is_pushed_although_the_case_is_acknowledged(
+        self, harness: Harness
+    ) -> None:
+        """The delivery worker cancels pushes of acknowledged cases, but not the stale case's
+        resolve-or-renew page: it is delivered (after a 500, retried) to the team's webhook."""
+        got: list[tuple[int, dict[str, Any]]] = []
+
+        async def hook(request: web.Request) -> web.Response:
+            got.append((len(got), json.loads(await request.read())))
+            return web.Response(status=500 if len(got) == 1 else 200)
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        doc = yaml.safe_load(seed_roster_text())
+        for team in doc["teams"]:
+            if team["team_id"] == TEAM:
+                hook_url = f"http://127.0.0.1:{port}/hook"
+                team["channels"] = {
+                    "kafka": True,
+                    "webhook": {"url": hook_url, "secret": "renewal-secret-0123456789"},
+                }
+        roster = parse_roster(yaml.safe_dump(doc))
+        async with transaction(harness.pool) as conn:
+            await store_roster(conn, roster)
+        h = harness
+        sender = WebhookSender(timeout_s=2.0)
+        worker = DeliveryWorker(
+            h.pool,
+            roster_secrets(lambda: h.manager.current_roster),
+            sender,
+            h.manager.fail_over,
+            clock=h.clock,
+        )
+        try:
+            cid = await h.citizen()
+            await h.fire(cid, "news2.medium")
+            case_id = (await h.current_case(cid))["case_id"]
+            await h.ack(case_id)
+            await h.pool.execute(  # as the API's ack does: the first page's push is cancelled
+                "UPDATE deliveries SET state = 'cancelled' WHERE case_id = $1::uuid", case_id
+            )
+            h.clock.advance(timedelta(hours=12))
+            [asked] = await h.manager.scan_deadlines()
+            assert asked.action == "renewal_asked"
+            for _ in range(20):  # the retry after the 500 is due a few seconds later
+                await worker.run_once()
+                await worker.drain(5.0)
+                if any(p["kind"] == "resolve_or_renew" for _, p in got[1:]):
+                    break
+                h.clock.advance(timedelta(seconds=30))
+        finally:
+            await worker.aclose()
+            await sender.aclose()
+            await runner.cleanup()
+        kinds = [p["kind"] for _, p in got]
+        assert kinds == ["resolve_or_renew", "resolve_or_renew"], kinds  # 500, then 200
+        row = await h.pool.fetchrow(
+            "SELECT state, attempts FROM deliveries WHERE case_id = $1::uuid AND page_seq = $2",
+            case_id,
+            asked.page.page_seq if asked.page else 0,
+        )
+        assert (row["state"], row["attempts"]) == ("delivered", 2)
