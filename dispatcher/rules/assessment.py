@@ -53,7 +53,7 @@ from dispatcher.contract.events import (
 )
 from dispatcher.contract.vocab import SEVERITY_RANK, Severity, max_severity
 from dispatcher.rules import context as cx
-from dispatcher.rules import news2, plausibility, sensors, weight, windows
+from dispatcher.rules import news2, plausibility, sensors, tobs, weight, windows
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.findings import Outcome
 from dispatcher.rules.ruleset import (
@@ -71,6 +71,7 @@ from dispatcher.rules.ruleset import (
     SensorSilenceRule,
     SpotCheckRule,
     SustainedSensorRule,
+    TobsBandRule,
     WeightGainRule,
     WeightLossRule,
     default_ruleset,
@@ -91,6 +92,17 @@ PALLIATIVE_NOTE = (
 )
 
 
+class TobsSummary(BaseModel):
+    """TOBS (Danish municipal early-warning score, 0-15) as scored, with its triage colour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int = Field(ge=0, le=15)
+    subscores: dict[str, int]
+    missing: list[str] = Field(default_factory=list)
+    triage: str | None = Field(default=None, description="green, yellow or red (the band).")
+
+
 class Assessment(BaseModel):
     """The explained decision for one event."""
 
@@ -101,6 +113,9 @@ class Assessment(BaseModel):
     event_kind: str
     assessed_at: datetime
     news2: News2Summary | None = None
+    tobs: TobsSummary | None = Field(
+        default=None, description="TOBS, when the rule set's score is tobs (issue 12 item 11)."
+    )
     escalate: bool
     severity: Severity
     competence: str
@@ -173,6 +188,7 @@ class ObservationFacts:
     result: news2.News2Score
     ruleset: RuleSet
     quarantined: tuple[FieldError, ...] = ()
+    tobs: tobs.TobsScore | None = None
 
     @property
     def red(self) -> list[str]:
@@ -315,6 +331,29 @@ def _nurse_worry(rule: NurseWorryRule, f: ObservationFacts) -> Outcome:
             "whatever the score).",
             {"worried": True, "news2_total": f.result.total},
         )
+    return out
+
+
+@_registers(OBSERVATION_EVALUATORS, TobsBandRule)
+def _tobs_band(rule: TobsBandRule, f: ObservationFacts) -> Outcome:
+    """The TOBS band (triage colour) of the observation, at the rule's severity."""
+    out = Outcome()
+    score = f.tobs
+    if score is None or not score.subscores or not rule.matches(score.total):
+        return out
+    upper = f"-{rule.max_total}" if rule.max_total is not None else "+"
+    out.fire(
+        rule,
+        rule.severity,
+        f"TOBS {score.total} ({rule.min_total}{upper}, {rule.triage}): {rule.response}"
+        + (f" Missing: {', '.join(score.missing)} (lower bound)." if score.missing else ""),
+        {
+            "total": score.total,
+            "subscores": dict(score.subscores),
+            "missing": list(score.missing),
+            "triage": rule.triage,
+        },
+    )
     return out
 
 
@@ -481,7 +520,7 @@ def _trend_hours(ruleset: RuleSet) -> float:
 
 def _evaluate_observation(
     obs: NurseObservation, ctx: CitizenContext, ruleset: RuleSet
-) -> tuple[CitizenContext, Outcome, news2.News2Score, list[FieldError], bool]:
+) -> tuple[CitizenContext, Outcome, news2.News2Score, list[FieldError], bool, TobsSummary | None]:
     rule = ruleset.plausibility()
     quarantined: list[FieldError] = []
     rounded: list[str] = []
@@ -503,6 +542,17 @@ def _evaluate_observation(
     vitals = news2.Vitals(on_oxygen=obs.on_oxygen, consciousness=obs.consciousness, **values)
     scale: news2.Scale = 2 if ctx.news2_scale == 2 else 1
     result = news2.score(vitals, scale)
+    tobs_score = (
+        tobs.score(
+            pulse=values["pulse"],
+            consciousness=obs.consciousness,
+            respiration_rate=values["respiration_rate"],
+            temperature=values["temperature"],
+            systolic_bp=values["systolic_bp"],
+        )
+        if ruleset.score == "tobs"
+        else None
+    )
     out = Outcome()
     if obs.dropped:
         out.notes.append(
@@ -539,7 +589,7 @@ def _evaluate_observation(
             + ") is already on record; assessed on its own merit at its own time "
             f"({obs.occurred_at.isoformat()}), not suppressed, recorded in time order."
         )
-    facts = ObservationFacts(obs, ctx, result, ruleset, tuple(quarantined))
+    facts = ObservationFacts(obs, ctx, result, ruleset, tuple(quarantined), tobs_score)
     out.extend(_run(OBSERVATION_EVALUATORS, ruleset.enabled(), facts))
     new_ctx = cx.record_news2(
         ctx,
@@ -550,7 +600,26 @@ def _evaluate_observation(
         baseline_keep=ruleset.history.news2_baseline_entries,
         baseline_hours=_trend_hours(ruleset),
     )
-    return new_ctx, out, result, quarantined, False
+    return new_ctx, out, result, quarantined, False, _tobs_summary(tobs_score, ruleset)
+
+
+def _tobs_summary(score: tobs.TobsScore | None, ruleset: RuleSet) -> TobsSummary | None:
+    if score is None:
+        return None
+    triage = next(
+        (
+            r.triage
+            for r in ruleset.enabled()
+            if isinstance(r, TobsBandRule) and r.matches(score.total)
+        ),
+        None,
+    )
+    return TobsSummary(
+        total=score.total,
+        subscores=dict(score.subscores),
+        missing=list(score.missing),
+        triage=triage if score.subscores else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,6 +685,7 @@ def _build(
     quarantined: list[FieldError] | None = None,
     dropped: tuple[FieldError, ...] | list[FieldError] = (),
     stale: bool = False,
+    tobs_summary: TobsSummary | None = None,
 ) -> Assessment:
     severity: Severity = "low"
     reasons: list[Reason] = []
@@ -638,6 +708,7 @@ def _build(
         event_kind=kind,
         assessed_at=now,
         news2=_news2_summary(result) if result is not None else None,
+        tobs=tobs_summary,
         escalate=escalate,
         severity=severity,
         competence=competence_for(ctx),
@@ -739,7 +810,9 @@ def evaluate(
             new_ctx,
         )
     if isinstance(event, NurseObservation):
-        new_ctx, out, result, quarantined, stale = _evaluate_observation(event, base, rs)
+        new_ctx, out, result, quarantined, stale, tobs_summary = _evaluate_observation(
+            event, base, rs
+        )
         return (
             _build(
                 kind="nurse_observation",
@@ -748,6 +821,7 @@ def evaluate(
                 result=result,
                 quarantined=quarantined,
                 dropped=event.dropped,
+                tobs_summary=tobs_summary,
                 stale=stale,
                 **common,
             ),

@@ -181,6 +181,27 @@ class NurseWorryRule(_Rule):
     severity: Severity
 
 
+class TobsBandRule(_Rule):
+    """Fires when the TOBS total (0-15; rule sets with ``score: tobs``) is in
+    ``min_total``..``max_total``: the card's triage colour and our severity."""
+
+    kind: Literal["tobs_band"]
+    min_total: int = Field(ge=0, le=15)
+    max_total: int | None = Field(default=None, ge=0, le=15, description="None: no upper end.")
+    triage: Literal["green", "yellow", "red"]
+    severity: Severity
+    response: str = Field(min_length=3, max_length=300, description="What staff do (the card).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TobsBandRule:
+        if self.max_total is not None and self.max_total < self.min_total:
+            raise ValueError("max_total must not be below min_total")
+        return self
+
+    def matches(self, total: int) -> bool:
+        return self.min_total <= total and (self.max_total is None or total <= self.max_total)
+
+
 class RemeasureRule(_Rule):
     """Fires when a vital was sent but could not be scored (implausible, quarantined, or an
     unusable value, dropped): the observing nurse must re-measure it now."""
@@ -422,6 +443,7 @@ Rule = Annotated[
     | NurseWorryRule
     | RemeasureRule
     | IncompleteSetRule
+    | TobsBandRule
     | News2TrendRule
     | FallRule
     | SustainedSensorRule
@@ -467,6 +489,12 @@ class RuleSet(_Strict):
     history: HistoryLimits
     ack_minutes: AckMinutes
     sensor_profiles: SensorProfiles = Field(default_factory=SensorProfiles)
+    score: Literal["news2", "tobs"] = Field(
+        default="news2",
+        description="The early-warning score whose bands this rule set pages on: NEWS2 (RCP "
+        "2017; news2_band rules) or TOBS (Danish municipalities; tobs_band rules). NEWS2 is "
+        "always computed and shown; with tobs the TOBS score is computed and shown too.",
+    )
     conditions: list[ConditionCodes] = Field(
         min_length=1,
         description="Diagnosis -> condition map, in priority order (the first condition a "
@@ -574,6 +602,34 @@ def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
                     rule.id,
                     "within_days",
                     f"must not exceed history.weight_days ({rs.history.weight_days})",
+                )
+            )
+    for rule in rs.enabled():
+        if isinstance(rule, TobsBandRule) and rs.score != "tobs":
+            issues.append(RuleIssue(source, rule.id, "kind", "an enabled tobs_band rule needs 'score: tobs'"))
+        if isinstance(rule, News2BandRule) and rs.score == "tobs":
+            issues.append(
+                RuleIssue(
+                    source,
+                    rule.id,
+                    "kind",
+                    "news2_band rules do not page in a 'score: tobs' rule set; use tobs_band",
+                )
+            )
+    if rs.score == "tobs":
+        bands = sorted(
+            (r for r in rs.enabled() if isinstance(r, TobsBandRule)), key=lambda r: r.min_total
+        )
+        covered = {t for r in bands for t in range(16) if r.matches(t)}
+        if covered != set(range(16)):
+            gaps = sorted(set(range(16)) - covered)
+            issues.append(
+                RuleIssue(
+                    source,
+                    None,
+                    "rules",
+                    "with 'score: tobs' the enabled tobs_band rules must cover every total "
+                    f"0-15; not covered: {gaps}",
                 )
             )
     plausibility = [r for r in rs.rules if isinstance(r, PlausibilityRule) and r.enabled]

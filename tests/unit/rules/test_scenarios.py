@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from rules_factories import NOW, discharge, observation, reading
+from test_rules_tobs import tobs_data
 
 from dispatcher.cli.rules import run_rules_test
 from dispatcher.contract.events import InputEvent, SensorKind
@@ -418,6 +420,31 @@ SCENARIOS: list[Scenario] = [
         suppressed=frozenset({"consciousness.reduced", "news2.red_score"}),
         notes_contain=("maximum age",),
         extra={"stale": True},
+    ),
+    # --- issue 12 item 11: TOBS as the rule set's score --------------------------------------
+    Scenario(
+        name="TOBS rule set: pulse 130 alone is TOBS 3 (red): urgent, acute-team nurse",
+        events=(observation(pulse=130),),
+        severity="high",
+        tier="nurse",
+        rules=frozenset({"tobs.red"}),
+        rules_yaml=yaml.safe_dump(tobs_data()),
+    ),
+    Scenario(
+        name="TOBS rule set: RR 25 and pulse 130 is TOBS 6: emergency, on-call doctor",
+        events=(observation(pulse=130, respiration_rate=25),),
+        severity="critical",
+        tier="doctor",
+        rules=frozenset({"tobs.red_emergency"}),
+        rules_yaml=yaml.safe_dump(tobs_data()),
+    ),
+    Scenario(
+        name="TOBS rule set: pulse 95 is TOBS 1 (yellow): recorded, repeat, no page",
+        events=(observation(pulse=95),),
+        severity="low",
+        tier=None,
+        rules=frozenset({"tobs.one"}),
+        rules_yaml=yaml.safe_dump(tobs_data()),
     ),
 ]
 
