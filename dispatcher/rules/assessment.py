@@ -848,8 +848,15 @@ def silent_sensor_check(
     out = _run(TIMER_EVALUATORS, rs.enabled(), TimerFacts(ctx, now, rs))
     if not out.findings or ctx.last_sensor_at is None:
         return None
+    # The episode: the newest last reading among the silent kinds (a daily scale silent since
+    # Monday stays one episode while a fresher device keeps sending; issue 12 item 10).
+    episode = [
+        datetime.fromisoformat(str(f.reason.inputs["episode_at"]))
+        for f in out.findings
+        if "episode_at" in f.reason.inputs
+    ]
     return _build(
-        event_id=silence_event_id(ctx.citizen_id, ctx.last_sensor_at),
+        event_id=silence_event_id(ctx.citizen_id, max(episode, default=ctx.last_sensor_at)),
         citizen_id=ctx.citizen_id,
         kind="sensor_silence",
         now=now,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -424,15 +425,42 @@ class WeightLossRule(_Rule):
 
 
 class SensorSilenceRule(_Rule):
-    """A high-risk citizen's sensors have been silent for ``silent_hours`` (timer-driven)."""
+    """A high-risk citizen's sensor went silent against its schedule (timer-driven).
+
+    Per sensor kind, by the device profile of its newest reading: a spot-check device (a daily
+    scale, cuff or finger oximeter) is silent after ``silent_hours`` (or its kind's entry in
+    ``silent_hours_by_kind``), a continuous device after ``continuous_silent_minutes``.
+    """
 
     kind: Literal["sensor_silence"]
-    silent_hours: float = Field(gt=0, le=24 * 7)
+    silent_hours: float = Field(
+        gt=0, le=24 * 7, description="Spot-check devices: the schedule plus its grace."
+    )
+    silent_hours_by_kind: dict[SensorKind, float] = Field(
+        default_factory=dict, description="Spot-check limit per kind, overriding silent_hours."
+    )
+    continuous_silent_minutes: float | None = Field(
+        default=None, gt=0, le=24 * 60, description="Continuous devices (None: as spot checks)."
+    )
     high_risk_conditions: list[Name] = Field(default_factory=list)
     high_risk_flags: list[Name] = Field(default_factory=list)
     post_discharge_is_high_risk: bool = True
     high_risk_news2_at_least: int | None = Field(default=None, ge=1, le=20)
     severity: Severity
+
+    def limit(self, kind: SensorKind, profile: DeviceProfile) -> timedelta:
+        """How long ``kind`` may be silent when its newest reading had ``profile``."""
+        if profile == DeviceProfile.CONTINUOUS and self.continuous_silent_minutes is not None:
+            return timedelta(minutes=self.continuous_silent_minutes)
+        return timedelta(hours=self.silent_hours_by_kind.get(kind, self.silent_hours))
+
+    def shortest(self) -> timedelta:
+        """The shortest limit of the rule (the timer's scan must look at least this far)."""
+        hours = (self.silent_hours, *self.silent_hours_by_kind.values())
+        limits = [timedelta(hours=h) for h in hours]
+        if self.continuous_silent_minutes is not None:
+            limits.append(timedelta(minutes=self.continuous_silent_minutes))
+        return min(limits)
 
 
 Rule = Annotated[

@@ -58,7 +58,7 @@ class TestSilentSensorScan:
                     ),
                 ]
             )
-            clock[0] = now + timedelta(hours=7)
+            clock[0] = now + timedelta(hours=37)  # spot check: limit 36 h (issue 12 item 10)
             await p.check_silent_sensors()
             await p.check_silent_sensors()
         finally:

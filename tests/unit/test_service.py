@@ -132,8 +132,9 @@ class TestOutbox:
 
 class TestSilentSensorTimer:
     async def test_silent_sensor_escalates_once_per_silence(self) -> None:
-        """A COPD citizen's sensor silent past the rule's hours escalates once, however often
-        the timer runs; a new reading and a new silence escalate again."""
+        """A COPD citizen's spot-check sensor silent past its limit (36 h: a daily schedule plus
+        grace, issue 12 item 10) escalates once, however often the timer runs; a new reading
+        and a new silence escalate again."""
         repo, out = InMemoryRepository(), Outbox()
         clock = [NOW]
         p = BatchProcessor(
@@ -157,12 +158,12 @@ class TestSilentSensorTimer:
             ]
         )
         assert out.sent == []
-        clock[0] = NOW + timedelta(hours=5)
+        clock[0] = NOW + timedelta(hours=30)  # silent 30 h: within a daily schedule's grace
         await p.check_silent_sensors()
         assert out.sent == []
-        clock[0] = NOW + timedelta(hours=7)
+        clock[0] = NOW + timedelta(hours=37)
         await p.check_silent_sensors()
-        clock[0] = NOW + timedelta(hours=8)
+        clock[0] = NOW + timedelta(hours=38)
         await p.check_silent_sensors()
         assert [m.topic for m in out.sent] == [ESCALATIONS]
         esc = json.loads(out.sent[0].value)
@@ -176,12 +177,12 @@ class TestSilentSensorTimer:
                     3,
                     b"k",
                     json.dumps(
-                        helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=8))
+                        helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=38))
                     ).encode(),
                 )
             ]
         )
-        clock[0] = NOW + timedelta(hours=15)
+        clock[0] = NOW + timedelta(hours=75)
         await p.check_silent_sensors()
         assert [m.topic for m in out.sent] == [ESCALATIONS, ESCALATIONS]
 
