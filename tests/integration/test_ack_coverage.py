@@ -21,8 +21,11 @@ from uuid import UUID, uuid4
 import pytest
 import yaml
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 
+from dispatcher.api import auth as api_tokens
+from dispatcher.api.app import create_api
 from dispatcher.cases.lifecycle import AckPolicy, acknowledge, resolve
 from dispatcher.cases.manager import CaseManager
 from dispatcher.contract.events import Escalation, Reason, Route
@@ -482,3 +485,50 @@ class TestRenewalPageReachesTheWebhook:
             asked.page.page_seq if asked.page else 0,
         )
         assert (row["state"], row["attempts"]) == ("delivered", 2)
+
+
+class TestThroughTheApi:
+    async def test_findings_renewal_and_a_superseded_case_over_http(self, harness: Harness) -> None:
+        """The team's API on the same database and clock: the case shows its counted findings;
+        acknowledging after the resolve-or-renew page renews the case; once a later finding
+        opened a new case, acknowledging the stale one is a 409 naming its successor."""
+        h = harness
+        token = await api_tokens.create(h.pool, "rn-gla-01", team_id=TEAM)
+        headers = {"Authorization": f"Bearer {token}"}
+        cid = await h.citizen()
+        async with TestClient(TestServer(create_api(h.pool, clock=h.clock))) as api:
+            for _ in range(2):
+                await h.fire(cid, "sensor.fall")
+                h.clock.advance(timedelta(minutes=1))
+            case_id = (await h.current_case(cid))["case_id"]
+            resp = await api.post(f"/api/cases/{case_id}/ack", headers=headers)
+            assert resp.status == 200
+            resp = await api.get(f"/api/cases/{case_id}", headers=headers)
+            detail = await resp.json()
+            assert [f["summary"] for f in detail["case"]["findings"]] == [
+                "2 x sensor.fall within 1 min"
+            ]
+            assert detail["history"][-1]["detail"]["covers"] == ["sensor.fall"]
+
+            h.clock.advance(timedelta(hours=12))
+            [asked] = await h.manager.scan_deadlines()
+            assert asked.action == "renewal_asked"
+            resp = await api.post(f"/api/cases/{case_id}/ack", headers=headers)
+            assert resp.status == 200
+            history = (await (await api.get(f"/api/cases/{case_id}", headers=headers)).json())[
+                "history"
+            ]
+            assert "renewed" in [e["action"] for e in history]
+
+            h.clock.advance(timedelta(hours=12))
+            assert await h.fire(cid, "news2.medium") == "opened"
+            successor = (await h.current_case(cid))["case_id"]
+            resp = await api.post(f"/api/cases/{case_id}/ack", headers=headers)
+            assert resp.status == 409
+            assert successor in (await resp.json())["error"]["reason"]
+            stale = (await (await api.get(f"/api/cases/{case_id}", headers=headers)).json())["case"]
+            assert stale["superseded_by"] == successor
+            resp = await api.post(
+                f"/api/cases/{case_id}/resolve", headers=headers, json={"outcome": "other"}
+            )
+            assert resp.status == 200  # the stale case is still its team's to resolve
