@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
@@ -31,7 +31,6 @@ from dispatcher.ingest.planner import (
     Accepted,
     BatchPlan,
     Incoming,
-    OutboxMessage,
     decode_batch,
     make_dead_letter,
     plan_batch,
@@ -88,13 +87,13 @@ class BatchProcessor:
 
     async def check_silent_sensors(self, limit: int = 5000) -> StoredBatch | None:
         """Timer: escalate high-risk citizens whose sensors went silent (once per episode)."""
-        limits = [r.shortest() for r in self._ruleset.enabled() if isinstance(r, SensorSilenceRule)]
-        if not limits:
+        hours = [
+            r.silent_hours for r in self._ruleset.enabled() if isinstance(r, SensorSilenceRule)
+        ]
+        if not hours:
             return None
         now = self._clock()
-        # Any kind may be silent once the newest reading of all is older than the shortest
-        # limit (a continuous device's minutes); the rules then judge each kind on its own.
-        since = now - min(limits)
+        since = now - timedelta(hours=min(hours))
         ruleset = self._ruleset
 
         def planner(
@@ -111,21 +110,35 @@ class BatchProcessor:
         return stored
 
     async def relay(self, ids: Sequence[int] | None = None, min_age_s: float = 0.0) -> int:
-        """Send outbox rows; a failure leaves them for the next sweep."""
+        """Send outbox rows, isolating failures per message; return how many went out.
+
+        A row sent is marked published (never sent again); a row refused for good is parked
+        with its reason, counted and logged, and does not hold back the rows after it; a row
+        that failed transiently (or a relay that failed as a whole) stays for the sweep."""
         if ids is not None and not ids:
             return 0
         try:
-            return await self._repo.relay_outbox(self._counting_send, ids=ids, min_age_s=min_age_s)
+            outcome = await self._repo.relay_outbox(self._send, ids=ids, min_age_s=min_age_s)
         except Exception as exc:
             self._metrics.outbox_failures.inc()
             log.warning("outbox_relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
             return 0
-
-    async def _counting_send(self, messages: Sequence[OutboxMessage]) -> None:
-        await self._send(messages)
         sent_at = self._clock()
-        for m in messages:
+        for m in outcome.sent:
             self._metrics.observe_published(m.topic, m.value, sent_at)
+        for p in outcome.parked:
+            self._metrics.outbox_parked.labels(p.topic, p.failure.kind).inc()
+            log.error(
+                "outbox_message_parked",
+                outbox_id=p.outbox_id,
+                topic=p.topic,
+                kind=p.failure.kind,
+                reason=p.failure.reason[:200],
+            )
+        if outcome.left:
+            self._metrics.outbox_failures.inc()
+            log.warning("outbox_messages_left_for_sweep", count=outcome.left)
+        return len(outcome.sent)
 
     def _on_store_retry(self, exc: BaseException, delay: float) -> None:
         self._metrics.store_retries.inc()

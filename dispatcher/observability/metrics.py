@@ -162,6 +162,14 @@ class DispatcherMetrics:
             "Outbox relay attempts that failed (the rows stay for the next sweep).",
             registry=r,
         )
+        self.outbox_parked = Counter(
+            "dispatcher_outbox_parked_total",
+            "Outbox messages refused for good (too_large, refused: a non-retriable produce "
+            "error) and parked with their reason: never sent, a person must look. Per topic "
+            "and kind.",
+            ["topic", "reason"],
+            registry=r,
+        )
         self.outbox_backlog = Gauge(
             "dispatcher_outbox_backlog_messages",
             "Outbox rows not yet published (shared table: every worker reports the same).",

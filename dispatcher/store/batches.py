@@ -7,7 +7,7 @@ one (asyncpg) and ``InMemoryRepository`` in ``dispatcher.store.testing`` is its 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -23,7 +23,64 @@ Planner = Callable[[set[UUID], dict[str, CitizenContext]], BatchPlan]
 ScanPlanner = Callable[
     [dict[str, CitizenContext]], tuple[list[UUID], Callable[[set[UUID]], BatchPlan]]
 ]
-Sender = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    """Why one outbox message was not sent. ``permanent``: sending it again cannot succeed (too
+    large, any non-retriable produce error), so the relay parks the row; otherwise the row stays
+    for the sweep. ``kind`` is a bounded word for metrics (``too_large``, ``refused``,
+    ``transient``); ``reason`` is the text kept with a parked row."""
+
+    reason: str
+    permanent: bool
+    kind: str = "refused"
+
+
+# Sends messages and says, per message and in order, None (sent and acknowledged) or the
+# failure. Returning None means all were sent; raising means nothing is known to have been
+# sent (every row stays for the sweep).
+Sender = Callable[[Sequence[OutboxMessage]], Awaitable[Sequence[SendFailure | None] | None]]
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    outbox_id: int
+    topic: str
+    failure: SendFailure
+
+
+@dataclass
+class RelayOutcome:
+    """One relay pass: what went out (marked published, never sent again), what was parked
+    (refused for good, never blocks the rows behind it) and how many rows stay for the sweep."""
+
+    sent: list[OutboxMessage] = field(default_factory=list)
+    parked: list[ParkedMessage] = field(default_factory=list)
+    left: int = 0
+
+
+def sort_results(
+    ids: Sequence[int],
+    messages: Sequence[OutboxMessage],
+    results: Sequence[SendFailure | None] | None,
+) -> tuple[list[int], RelayOutcome]:
+    """Split one send's per-message results into the ids to mark published and the outcome."""
+    if results is None:
+        results = [None] * len(messages)
+    if len(results) != len(messages):
+        raise ValueError(f"sender answered {len(results)} results for {len(messages)} messages")
+    published: list[int] = []
+    outcome = RelayOutcome()
+    for outbox_id, message, result in zip(ids, messages, results, strict=True):
+        if result is None:
+            published.append(outbox_id)
+            outcome.sent.append(message)
+        elif result.permanent:
+            outcome.parked.append(ParkedMessage(outbox_id, message.topic, result))
+        else:
+            outcome.left += 1
+    return published, outcome
 
 
 @dataclass(frozen=True)
@@ -44,8 +101,9 @@ class Repository(Protocol):
         ids: Sequence[int] | None = None,
         min_age_s: float = 0.0,
         limit: int = 1000,
-    ) -> int:
-        """Send unpublished outbox rows (all, or only ``ids``) and mark them published."""
+    ) -> RelayOutcome:
+        """Send pending outbox rows (all, or only ``ids``): mark each one sent as published,
+        park each one refused for good with its reason, leave the rest for the sweep."""
 
     async def apply_sensor_scan(
         self, sensor_silent_since: datetime, limit: int, planner: ScanPlanner
@@ -242,37 +300,58 @@ class PostgresRepository:
         ids: Sequence[int] | None = None,
         min_age_s: float = 0.0,
         limit: int = 1000,
-    ) -> int:
+    ) -> RelayOutcome:
         async with db.transaction(self._pool) as conn:
             if ids is not None:
                 rows = await conn.fetch(
                     "SELECT id, topic, key, value FROM outbox "
-                    "WHERE id = ANY($1::bigint[]) AND published_at IS NULL "
+                    "WHERE id = ANY($1::bigint[]) AND published_at IS NULL AND parked_at IS NULL "
                     "ORDER BY id FOR UPDATE SKIP LOCKED",
                     list(ids),
                 )
             else:
                 rows = await conn.fetch(
                     "SELECT id, topic, key, value FROM outbox "
-                    "WHERE published_at IS NULL "
+                    "WHERE published_at IS NULL AND parked_at IS NULL "
                     "AND created_at <= now() - make_interval(secs => $1) "
                     "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                     min_age_s,
                     limit,
                 )
             if not rows:
-                return 0
-            await send([OutboxMessage(r["topic"], r["key"], r["value"]) for r in rows])
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
+                return RelayOutcome()
+            messages = [OutboxMessage(r["topic"], r["key"], r["value"]) for r in rows]
+            published, outcome = sort_results(
+                [r["id"] for r in rows], messages, await send(messages)
             )
-            return len(rows)
+            if published:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    published,
+                )
+            if outcome.parked:
+                await conn.execute(
+                    "UPDATE outbox SET parked_at = now(), park_reason = t.reason "
+                    "FROM unnest($1::bigint[], $2::text[]) AS t(id, reason) WHERE outbox.id = t.id",
+                    [p.outbox_id for p in outcome.parked],
+                    [p.failure.reason[:1000] for p in outcome.parked],
+                )
+            return outcome
+
+    async def parked_outbox(self) -> list[tuple[int, str, str, datetime]]:
+        """Parked rows (id, topic, reason, parked_at), oldest first: what an operator must see."""
+        rows = await self._pool.fetch(
+            "SELECT id, topic, park_reason, parked_at FROM outbox "
+            "WHERE parked_at IS NOT NULL ORDER BY parked_at, id"
+        )
+        return [(r["id"], r["topic"], r["park_reason"], r["parked_at"]) for r in rows]
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
-        """How many outbox rows wait, and since when (for health and metrics)."""
+        """How many outbox rows wait to be sent, and since when (for health and metrics);
+        parked rows do not wait (they are counted and alerted on when parked)."""
         row = await self._pool.fetchrow(
-            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox "
+            "WHERE published_at IS NULL AND parked_at IS NULL"
         )
         assert row is not None
         return int(row["n"]), row["oldest"]

@@ -13,7 +13,14 @@ from uuid import UUID
 
 from dispatcher.ingest.planner import BatchPlan, OutboxMessage
 from dispatcher.rules.context import CitizenContext
-from dispatcher.store.batches import Planner, ScanPlanner, Sender, StoredBatch
+from dispatcher.store.batches import (
+    Planner,
+    RelayOutcome,
+    ScanPlanner,
+    Sender,
+    StoredBatch,
+    sort_results,
+)
 
 
 @dataclass
@@ -22,6 +29,7 @@ class InMemoryRepository:
     contexts: dict[str, CitizenContext] = field(default_factory=dict)
     dead_letters: dict[UUID, str] = field(default_factory=dict)
     outbox: list[tuple[int, OutboxMessage, bool]] = field(default_factory=list)
+    parked: dict[int, str] = field(default_factory=dict)  # outbox id -> park reason
     fail_next: list[BaseException] = field(default_factory=list)
     apply_calls: int = 0
 
@@ -75,16 +83,20 @@ class InMemoryRepository:
         ids: Sequence[int] | None = None,
         min_age_s: float = 0.0,
         limit: int = 1000,
-    ) -> int:
+    ) -> RelayOutcome:
         pending = [
-            (i, m) for i, m, published in self.outbox if not published and (ids is None or i in ids)
+            (i, m)
+            for i, m, published in self.outbox
+            if not published and i not in self.parked and (ids is None or i in ids)
         ][:limit]
         if not pending:
-            return 0
-        await send([m for _, m in pending])
-        done = {i for i, _ in pending}
+            return RelayOutcome()
+        messages = [m for _, m in pending]
+        done, outcome = sort_results([i for i, _ in pending], messages, await send(messages))
         self.outbox = [(i, m, p or i in done) for i, m, p in self.outbox]
-        return len(pending)
+        self.parked.update({p.outbox_id: p.failure.reason for p in outcome.parked})
+        return outcome
 
     def unpublished(self) -> list[OutboxMessage]:
-        return [m for _, m, published in self.outbox if not published]
+        """Rows still to send (neither published nor parked)."""
+        return [m for i, m, published in self.outbox if not published and i not in self.parked]

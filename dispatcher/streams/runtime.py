@@ -11,7 +11,6 @@ timers and pages receive the ``Runtime`` they use as an argument.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -22,7 +21,6 @@ import structlog
 from dispatcher.cases.lifecycle import AckPolicy, CaseDecision
 from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
-from dispatcher.ingest.planner import OutboxMessage
 from dispatcher.ingest.processor import BatchProcessor
 from dispatcher.notify import DeliveryWorker, WebhookSender, roster_secrets
 from dispatcher.observability.logging import configure_logging
@@ -30,20 +28,9 @@ from dispatcher.observability.metrics import DispatcherMetrics
 from dispatcher.ops.topics import ensure_topics
 from dispatcher.store import db, migrate
 from dispatcher.store.batches import PostgresRepository
+from dispatcher.streams.sender import FaustSender  # re-exported: tests build one
 
 log = structlog.get_logger(__name__)
-
-
-class FaustSender:
-    """Publishes outbox messages with the faust app's producer, waiting for every ack."""
-
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
-
-    async def __call__(self, messages: Sequence[OutboxMessage]) -> None:
-        producer = self._app.producer
-        futures = [await producer.send(m.topic, m.key, m.value, None, None, None) for m in messages]
-        await asyncio.gather(*futures)
 
 
 @dataclass
