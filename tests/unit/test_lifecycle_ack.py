@@ -404,3 +404,24 @@ class TestStaleAcknowledgement:
         short = AckPolicy(stale_after=timedelta(hours=1))
         assert lapsed(acked(), ACKED_AT + timedelta(hours=1), short)
         assert not lapsed(acked(), ACKED_AT + timedelta(hours=1), POLICY)
+
+
+def test_page_example_findings_are_what_the_lifecycle_writes() -> None:
+    """schemas/examples/acute.pages.json shows ``findings`` and ``supersedes`` as page_payload
+    writes them; each summary is the lifecycle's own wording for its record."""
+    import json
+    from pathlib import Path
+
+    from dispatcher.store.cases import page_payload
+
+    example = json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas/examples/acute.pages.json").read_text()
+    )
+    d = decide(escalation("high", "sensor.fall"), None, NOW, seq=1)
+    assert d.case is not None
+    assert d.page is not None
+    payload = page_payload(d.case, d.page, None)
+    assert {"findings", "supersedes"} <= set(example) <= set(payload)
+    assert set(payload["findings"][0]) == set(example["findings"][0])
+    for record in example["findings"]:
+        assert finding_summary(record["rule_id"], record) == record["summary"]
