@@ -13,9 +13,11 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,20 +131,188 @@ def assert_nothing_lost(stack: Stack, load: LoadResult) -> None:
     assert set(copies) == load.escalating  # every escalation the rules called for is out
 
 
+def committed_offsets(stack: Stack) -> dict[tuple[str, int], int]:
+    """The group's committed offsets on the input topics (the next offset a consumer reads)."""
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    try:
+        group = stack.settings.app_id
+        offsets = admin.list_group_offsets(group)[group]
+        return {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic in INPUT_TOPICS and meta.offset >= 0
+        }
+    finally:
+        admin.close()
+
+
+def audit_locations(stack: Stack, ids: set[str]) -> dict[str, tuple[str, int, int]]:
+    """event id -> (topic, partition, offset) of the message whose outcome its audit row is."""
+
+    async def _q() -> dict[str, tuple[str, int, int]]:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT event_id::text, source_topic, source_partition, source_offset "
+                "FROM audit_log WHERE event_id = ANY($1::uuid[])",
+                list(ids),
+            )
+            return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(_q())
+
+
+def metric_by_topic(port: int, name: str) -> dict[str, float]:
+    """A counter labelled by topic, from a worker's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") and 'topic="' in line:
+            topic = line.split('topic="', 1)[1].split('"', 1)[0]
+            values[topic] = values.get(topic, 0.0) + float(line.rsplit(" ", 1)[1])
+    return values
+
+
+DUPLICATES = "dispatcher_duplicate_events_total"
+CONSUMED = "dispatcher_events_consumed_total"
+
+
+@dataclass
+class KillSnapshot:
+    """What was sent, stored and committed at the moment of a kill -9."""
+
+    sent: int
+    stored: dict[str, tuple[str, int, int]]
+    committed: dict[tuple[str, int], int]
+
+    @property
+    def stored_uncommitted(self) -> set[str]:
+        """Events with a stored outcome whose offset the group had not committed: the
+        replacement must read them again and recognise them as known duplicates."""
+        return {
+            eid
+            for eid, (topic, part, offset) in self.stored.items()
+            if offset >= self.committed.get((topic, part), 0)
+        }
+
+
+def kill_in_flight(stack: Stack, worker: Any, load: Load) -> KillSnapshot:
+    """kill -9 ``worker`` while stored-but-uncommitted work exists, then snapshot PostgreSQL and
+    the group's offsets (the dead worker can commit nothing more)."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        sample = KillSnapshot(
+            0, audit_locations(stack, set(load.result.event_ids)), committed_offsets(stack)
+        )
+        if sample.stored_uncommitted:
+            break
+        time.sleep(0.05)
+    sent = len(load.result.event_ids)  # valid events handed to the producer so far
+    worker.stop(signal.SIGKILL)
+    time.sleep(0.5)  # a COMMIT already on the wire when it died completes; then nothing more
+    snap = KillSnapshot(
+        sent,
+        audit_locations(stack, set(load.result.event_ids)),
+        committed_offsets(stack),
+    )
+    assert load.is_alive(), "the load had ended: the kill did not hit a running stream"
+    assert 0 < len(snap.stored) < snap.sent, (len(snap.stored), snap.sent)
+    assert snap.stored_uncommitted, "no stored-but-uncommitted work at the kill"
+    print(
+        f"kill -9 {worker.name}: {len(snap.stored)} stored of {snap.sent} sent, "
+        f"{len(snap.stored_uncommitted)} stored past the committed offsets"
+    )
+    return snap
+
+
+def expected_rereads(
+    stack: Stack, snap: KillSnapshot, run_ids: set[str]
+) -> tuple[dict[str, int], int]:
+    """For the worker that takes over after ``snap`` and reads to the end: per topic, how many
+    messages it must recognise as known duplicates (a deliberate second copy, or an event the
+    killed worker stored but whose offset it had not committed), and how many input messages it
+    must consume (everything from the committed offsets on)."""
+    located = audit_locations(stack, run_ids)
+    uncommitted = snap.stored_uncommitted
+    dups: Counter[str] = Counter()
+    consumed = 0
+    for m in reconcile.read_topics(stack.bootstrap, list(INPUT_TOPICS)):
+        if m.offset < snap.committed.get((m.topic, m.partition), 0):
+            continue
+        consumed += 1
+        eid = reconcile.event_id_of(m.value)
+        if eid is None or str(eid) not in located:
+            continue
+        here = (m.topic, m.partition, m.offset)
+        if located[str(eid)] != here or str(eid) in uncommitted:
+            dups[m.topic] += 1
+    return dict(dups), consumed
+
+
+def wait_metric(
+    port: int, name: str, at_least: dict[str, float] | float, timeout_s: float = 60.0
+) -> dict[str, float]:
+    """Poll a worker's counter until it reaches ``at_least`` (per topic, or summed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = metric_by_topic(port, name)
+        if isinstance(at_least, dict):
+            done = all(got.get(t, 0.0) >= n for t, n in at_least.items())
+        else:
+            done = sum(got.values()) >= at_least
+        if done or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
 class TestCrash:
     def test_kill_9_under_load_loses_nothing(self, fault_stack: Stack) -> None:
-        """kill -9 of the worker twice mid-stream, restarted each time: every event has its
-        outcome, every escalation is out, the reconciler passes."""
-        load = Load(fault_stack.bootstrap, count=900, rate=150, seed=11)
+        """kill -9 of the worker twice mid-stream, each time with work stored but its offsets
+        not committed (0 < stored < sent), the replacement healthy before the next fault: the
+        replacements re-read those offsets and count them as known duplicates, every event has
+        exactly one outcome, every escalation is out, the reconciler passes."""
+        stop = threading.Event()
+        load = Load(fault_stack.bootstrap, count=9000, rate=150, seed=11, stop=stop)
+        first = live_worker(fault_stack)
         load.start()
-        for pause in (1.5, 2.0):
-            time.sleep(pause)
-            live_worker(fault_stack).stop(signal.SIGKILL)
-            fault_stack.start_worker()
-        load.join()
+        try:
+            time.sleep(1.5)
+            snap1 = kill_in_flight(fault_stack, first, load)
+            second = fault_stack.start_worker()
+            fault_stack.wait_healthy(second)
+            # It re-read what the dead worker stored but had not committed: known duplicates.
+            rereads = len(snap1.stored_uncommitted)
+            dups = wait_metric(second.web_port, DUPLICATES, rereads, timeout_s=30.0)
+            assert sum(dups.values()) >= rereads, (dups, rereads)
+            snap2 = kill_in_flight(fault_stack, second, load)
+            third = fault_stack.start_worker()
+            fault_stack.wait_healthy(third)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            load.join()
         assert load.error is None
-        live_worker(fault_stack)
         assert_nothing_lost(fault_stack, load.result)
+        # Exactly one outcome per event (audit_log.event_id is unique; none is missing).
+        assert len(audit_locations(fault_stack, load.result.event_ids)) == len(
+            load.result.event_ids
+        )
+        # The last worker read everything from the offsets committed at the second kill: each
+        # message whose outcome was already stored was recognised as a known duplicate.
+        want_dups, want_consumed = expected_rereads(fault_stack, snap2, load.result.event_ids)
+        assert sum(want_dups.values()) >= len(snap2.stored_uncommitted) > 0
+        consumed = wait_metric(third.web_port, CONSUMED, want_consumed)
+        assert sum(consumed.values()) >= want_consumed
+        got_dups = wait_metric(third.web_port, DUPLICATES, want_dups, timeout_s=10.0)
+        print(f"last worker: duplicates {got_dups} (at least {want_dups}), consumed {consumed}")
+        assert {t: got_dups.get(t, 0.0) >= n for t, n in want_dups.items()} == {
+            t: True for t in want_dups
+        }, (got_dups, want_dups)
 
 
 class TestGracefulStop:

@@ -33,11 +33,16 @@ def produce_load(
     seed: int = 1,
     citizens: int = 40,
     stop: threading.Event | None = None,
+    result: LoadResult | None = None,
 ) -> LoadResult:
-    """Send ``count`` messages at about ``rate``/s (open loop; stops early if ``stop`` is set)."""
+    """Send ``count`` messages at about ``rate``/s (open loop; stops early if ``stop`` is set).
+
+    ``result``, when given, is filled as the messages go out, so another thread can see how
+    much was sent so far (``len(result.event_ids)``)."""
     rng = random.Random(seed)
     ids = [helpers.citizen() for _ in range(citizens)]
-    result = LoadResult(citizens=ids)
+    result = result if result is not None else LoadResult()
+    result.citizens = ids
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, retries=10)
     start = time.monotonic()
     futures: list[tuple[str, Any]] = []
@@ -95,14 +100,22 @@ def produce_load(
 class Load(threading.Thread):
     """``produce_load`` in a thread: ``join()`` then read ``result``."""
 
-    def __init__(self, bootstrap: str, count: int, rate: float, seed: int = 1) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        count: int,
+        rate: float,
+        seed: int = 1,
+        stop: threading.Event | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.args_ = (bootstrap, count, rate, seed)
-        self.result = LoadResult()
+        self.stop = stop
+        self.result = LoadResult()  # filled while the load runs (see produce_load)
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = produce_load(*self.args_)
+            self.result = produce_load(*self.args_, stop=self.stop, result=self.result)
         except BaseException as exc:  # surfaced by the test after join()
             self.error = exc
