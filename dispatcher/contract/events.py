@@ -455,7 +455,8 @@ class DeadLetter(_Model):
     category: DeadLetterCategory = Field(
         default=DeadLetterCategory.VALIDATION,
         description="Why it was refused: malformed bytes, an unsupported schema_version, a field "
-        "that failed validation, or an error of the rules or the store on a valid event.",
+        "that failed validation, an error of the rules or the store on a valid event, or an "
+        "event_id already used by an event with different content (id_reused).",
     )
     error: FieldError = Field(description="The first error; all errors are in 'errors'.")
     errors: list[FieldError] = Field(min_length=1)

@@ -94,6 +94,9 @@ class DeadLetterCategory(StrEnum):
     VALIDATION = "validation"  # a field failed validation
     RULE_ERROR = "rule_error"  # the rules raised on a valid event (a bug: kept, not lost)
     STORE_ERROR = "store_error"  # PostgreSQL refused the event for a non-transient reason
+    # The event_id was seen before with different content (another citizen, other values): not
+    # a duplicate to skip silently, nor an event to decide under an id that is already taken.
+    ID_REUSED = "id_reused"
 
 
 # The field name a whole-message error is reported on (the JSON root), as in JSON Pointer "".

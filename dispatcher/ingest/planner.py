@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
+
+import orjson
 
 from dispatcher.contract.events import (
     AuditedEvent,
@@ -77,6 +80,9 @@ class AuditRow:
     event: AuditedEvent
     assessment: Assessment
     outcome: str
+    # SHA-256 of the event's content (``content_sha256``): a later event under the same id
+    # with other content is a dead letter, not a duplicate. None for the dispatcher's own.
+    content_sha256: str | None = None
 
 
 @dataclass
@@ -168,6 +174,69 @@ def make_dead_letter(
     )
 
 
+# Event ids already stored, with the content hash of the event stored under each (None for
+# an audit row written before hashes were kept: it can only be taken for a duplicate).
+SeenIds = Mapping[UUID, str | None]
+
+
+def content_sha256(item: Accepted) -> str:
+    """SHA-256 of the event's content: the canonical JSON (sorted keys, no whitespace) of the
+    document as sent, parsed.
+
+    Why the parsed document and not the raw bytes: a producer that re-sends an event after
+    re-serialising it (other key order, other spacing) sends the same event, which must stay an
+    idempotent duplicate. Why not the validated model: its dump changes when our contract
+    changes (a new optional field with a default, a rounding), and a replay across a deploy
+    would then turn exact duplicates into "reused" ids. Events we make ourselves (timer checks)
+    have no bytes: their model's JSON is hashed."""
+    raw = item.incoming.value
+    if raw:
+        try:
+            canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONDecodeError:
+            canonical = raw
+    else:
+        canonical = item.event.model_dump_json().encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+ID_REUSED_REASON = "event_id reused with different content"
+
+
+def identity(item: Accepted, claimed: SeenIds, now: datetime) -> str | DeadLetter | None:
+    """Issue 11 item 2. ``None``: an exact duplicate of an event already stored or decided in
+    this batch (skip it). A dead letter: its event_id was used before for different content
+    (another citizen, other values), so it is neither silently skipped nor decided under a
+    taken id. Otherwise the new event's content hash (to store with its audit row)."""
+    digest = content_sha256(item)
+    event_id = item.event.event_id
+    if event_id not in claimed:
+        return digest
+    known = claimed[event_id]
+    if known is None or known == digest:
+        return None
+    return make_dead_letter(
+        item.incoming,
+        [
+            FieldError(
+                field="event_id",
+                reason=f"{ID_REUSED_REASON}: an event stored under this id has content "
+                f"sha256 {known[:12]}..., this one {digest[:12]}...",
+            )
+        ],
+        now,
+        event_id,
+        DeadLetterCategory.ID_REUSED,
+    )
+
+
+def claimed_ids(seen: SeenIds | AbstractSet[UUID]) -> dict[UUID, str | None]:
+    """The seen ids as id -> hash (a plain set, from a caller without hashes: all unknown)."""
+    if isinstance(seen, Mapping):
+        return dict(seen)
+    return dict.fromkeys(seen)
+
+
 def decode_batch(
     messages: Sequence[Incoming], now: datetime
 ) -> tuple[list[Accepted], list[DeadLetter]]:
@@ -193,7 +262,7 @@ def _outcome(event: InputEvent, assessment: Assessment) -> str:
 def plan_batch(
     accepted: Sequence[Accepted],
     dead_letters: Sequence[DeadLetter],
-    seen: set[UUID],
+    seen: SeenIds | AbstractSet[UUID],
     contexts: dict[str, CitizenContext],
     now: datetime,
     *,
@@ -207,12 +276,16 @@ def plan_batch(
     """
     rs = ruleset or default_ruleset()
     plan = BatchPlan(dead_letters=list(dead_letters))
-    claimed: set[UUID] = set(seen)
+    claimed = claimed_ids(seen)
     current = dict(contexts)
     for item in accepted:
         event = item.event
-        if event.event_id in claimed:
+        digest = identity(item, claimed, now)
+        if digest is None:
             plan.duplicates.append(item)
+            continue
+        if isinstance(digest, DeadLetter):  # the id is taken by other content
+            plan.dead_letters.append(digest)
             continue
         try:
             assessment, ctx = decide(
@@ -234,10 +307,12 @@ def plan_batch(
                 )
             )
             continue
-        claimed.add(event.event_id)
+        claimed[event.event_id] = digest
         current[event.citizen_id] = ctx
         plan.contexts[event.citizen_id] = ctx
-        plan.audits.append(AuditRow(item.incoming, event, assessment, _outcome(event, assessment)))
+        plan.audits.append(
+            AuditRow(item.incoming, event, assessment, _outcome(event, assessment), digest)
+        )
         if escalation is not None:
             plan.escalations.append(escalation)
     return plan

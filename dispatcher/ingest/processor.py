@@ -31,6 +31,7 @@ from dispatcher.ingest.planner import (
     Accepted,
     BatchPlan,
     Incoming,
+    SeenIds,
     decode_batch,
     make_dead_letter,
     plan_batch,
@@ -162,7 +163,7 @@ class BatchProcessor:
         self,
         accepted: list[Accepted],
         dead: list[DeadLetter],
-        seen: set[UUID],
+        seen: SeenIds,
         contexts: dict[str, CitizenContext],
         *,
         now: datetime,
@@ -189,7 +190,7 @@ class BatchProcessor:
                 error=type(exc).__name__,
             )
 
-            def planner(_seen: set[UUID], _ctx: dict[str, CitizenContext]) -> BatchPlan:
+            def planner(_seen: SeenIds, _ctx: dict[str, CitizenContext]) -> BatchPlan:
                 return BatchPlan(dead_letters=[letter])
 
             return await self._retry.run(

@@ -14,11 +14,12 @@ from uuid import UUID
 
 import orjson
 
-from dispatcher.ingest.planner import BatchPlan, OutboxMessage
+from dispatcher.ingest.planner import BatchPlan, OutboxMessage, SeenIds
 from dispatcher.rules.context import CitizenContext
 from dispatcher.store import db
 
-Planner = Callable[[set[UUID], dict[str, CitizenContext]], BatchPlan]
+# The planner gets the batch's event ids already stored, each with its content hash.
+Planner = Callable[[SeenIds, dict[str, CitizenContext]], BatchPlan]
 # Timer scans: contexts -> the candidate event ids and a planner that takes the ids already seen.
 ScanPlanner = Callable[
     [dict[str, CitizenContext]], tuple[list[UUID], Callable[[set[UUID]], BatchPlan]]
@@ -116,15 +117,20 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# One round trip to start a batch: the event ids already audited, and the contexts of the
-# batch's citizens, locked in citizen order (so two workers never deadlock on them).
+# One round trip to start a batch: the event ids already audited with their content hashes,
+# and the contexts of the batch's citizens, locked in citizen order (so two workers never
+# deadlock on them).
 LOAD_BATCH = """
 WITH locked AS (
     SELECT citizen_id, context::text AS context FROM citizen_context
     WHERE citizen_id = ANY($2::text[]) ORDER BY citizen_id FOR UPDATE
+),
+seen AS (
+    SELECT event_id, content_sha256 FROM audit_log WHERE event_id = ANY($1::uuid[])
 )
 SELECT
-    ARRAY(SELECT event_id FROM audit_log WHERE event_id = ANY($1::uuid[])) AS seen,
+    ARRAY(SELECT event_id FROM seen ORDER BY event_id) AS seen,
+    ARRAY(SELECT content_sha256 FROM seen ORDER BY event_id) AS seen_sha256,
     ARRAY(SELECT citizen_id FROM locked ORDER BY citizen_id) AS citizens,
     ARRAY(SELECT context FROM locked ORDER BY citizen_id) AS contexts
 """
@@ -135,14 +141,16 @@ SELECT
 STORE_PLAN = """
 WITH audit AS (
     INSERT INTO audit_log (event_id, citizen_id, event_kind, source_topic, source_partition,
-                           source_offset, occurred_at, outcome, severity, assessment, payload)
+                           source_offset, occurred_at, outcome, severity, assessment, payload,
+                           content_sha256)
     SELECT event_id, citizen_id, event_kind, source_topic, source_partition, source_offset,
-           occurred_at, outcome, severity, assessment::jsonb, payload::jsonb
+           occurred_at, outcome, severity, assessment::jsonb, payload::jsonb, content_sha256
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],
-                $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[])
+                $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[],
+                $36::text[])
          WITH ORDINALITY
          AS t(event_id, citizen_id, event_kind, source_topic, source_partition, source_offset,
-              occurred_at, outcome, severity, assessment, payload, n)
+              occurred_at, outcome, severity, assessment, payload, content_sha256, n)
     ORDER BY n  -- audit_seq follows the plan's (consumption) order
 ),
 context AS (
@@ -211,7 +219,7 @@ class PostgresRepository:
         async with db.transaction(self._pool) as conn:
             row = await conn.fetchrow(LOAD_BATCH, list(event_ids), sorted(set(citizen_ids)))
             assert row is not None
-            seen = set(row["seen"])
+            seen = dict(zip(row["seen"], row["seen_sha256"], strict=True))
             contexts = {
                 cid: CitizenContext.model_validate_json(raw)
                 for cid, raw in zip(row["citizens"], row["contexts"], strict=True)
@@ -291,6 +299,8 @@ class PostgresRepository:
             [m.key for m in outbox],
             [m.value for m in outbox],
             [m.dead_letter_id for m in outbox],
+            # audit_log.content_sha256 (numbered last: added after the rest)
+            [a.content_sha256 for a in audits],
         )
         return StoredBatch(plan, [r["id"] for r in rows])
 

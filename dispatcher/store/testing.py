@@ -26,6 +26,7 @@ from dispatcher.store.batches import (
 @dataclass
 class InMemoryRepository:
     audit: dict[UUID, str] = field(default_factory=dict)
+    content_sha256: dict[UUID, str | None] = field(default_factory=dict)
     contexts: dict[str, CitizenContext] = field(default_factory=dict)
     dead_letters: dict[UUID, str] = field(default_factory=dict)
     outbox: list[tuple[int, OutboxMessage, bool]] = field(default_factory=list)
@@ -39,7 +40,7 @@ class InMemoryRepository:
         self.apply_calls += 1
         if self.fail_next:
             raise self.fail_next.pop(0)
-        seen = {i for i in event_ids if i in self.audit}
+        seen = {i: self.content_sha256.get(i) for i in event_ids if i in self.audit}
         ctx = {c: self.contexts[c] for c in citizen_ids if c in self.contexts}
         return self._store(planner(seen, ctx))
 
@@ -48,6 +49,7 @@ class InMemoryRepository:
             if a.event.event_id in self.audit:
                 raise AssertionError("duplicate audit row")  # the real PK would refuse it
             self.audit[a.event.event_id] = a.outcome
+            self.content_sha256[a.event.event_id] = a.content_sha256
         self.contexts.update(plan.contexts)
         new_letters = {
             d.dead_letter_id for d in plan.dead_letters if d.dead_letter_id not in self.dead_letters
