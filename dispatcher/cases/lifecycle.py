@@ -626,14 +626,13 @@ def _renotify(
         detail["note"] = (
             f"routed to {esc.route.tier}; the doctor-level case's assignee is told instead"
         )
-    # A new unacknowledged period starts with this page: the last rung's record ("last_rung")
-    # is dropped, so its count restarts from this page (last_rung_since falls back to it).
+    # A new unacknowledged period starts with this page: at the last rung its count restarts.
     updated = replace(
         attached,
         state=CaseState.NOTIFIED,
         ack_deadline=now + timedelta(minutes=case.ack_minutes),
-        detail={k: v for k, v in attached.detail.items() if k != "last_rung"},
     )
+    updated = _track_last_rung(updated, now)
     page = _page(updated, page_seq, "update", f"update: {why}")
     return CaseDecision(
         "renotified",

@@ -425,3 +425,32 @@ def test_page_example_findings_are_what_the_lifecycle_writes() -> None:
     assert set(payload["findings"][0]) == set(example["findings"][0])
     for record in example["findings"]:
         assert finding_summary(record["rule_id"], record) == record["summary"]
+
+
+def test_an_update_at_the_last_rung_restarts_its_unacknowledged_count() -> None:
+    """The doctor was re-paged until the fallback, then acknowledged; an update page starts a
+    new unacknowledged period: its first repeat is a plain re-page, not "not acknowledged after
+    K pages" counted from before the acknowledgement."""
+    from dispatcher.cases.lifecycle import LAST_RUNG
+
+    case = opened("critical", "news2.high")
+    fallback = []
+    for seq in (2, 3):  # two repeats at the doctor: the second carries the fallback
+        d = on_ack_timeout(case, case.ack_deadline, seq)
+        assert d is not None
+        assert d.case is not None
+        assert d.page is not None
+        fallback.append(d.page.unacknowledged is not None)
+        case = d.case
+    assert fallback == [False, True]
+    acked_case = acknowledge(case, "md-1", case.ack_deadline - MIN).case
+    assert acked_case is not None
+    at = acked_case.ack_deadline + timedelta(hours=1)
+    update = decide(escalation("high", "sensor.fall", "doctor"), acked_case, at, seq=4)
+    assert update.action == "renotified"
+    assert update.case is not None
+    assert update.case.detail[LAST_RUNG] == {"since": at.isoformat(), "pages": 1}
+    repeat = on_ack_timeout(update.case, update.case.ack_deadline, 5)
+    assert repeat is not None
+    assert repeat.page is not None
+    assert repeat.page.unacknowledged is None
