@@ -82,7 +82,8 @@ class TestAcuteTeamFlow:
     ) -> None:
         """A case for a Rudersdal citizen is pushed to the team's flaky webhook until one 2xx,
         with one idempotency key and valid signatures; another team's token cannot acknowledge
-        it; the team's token can, and then a passed deadline no longer re-escalates it."""
+        it; the team's token can, and then a passed deadline no longer re-escalates it, while
+        the same deadline scans do re-escalate another citizen's unacknowledged case."""
         flaky, port = receiver
         admin = await tokens.create(db, "ops-admin-01", admin=True)
         mine = await tokens.create(db, "rn-rud-01", team_id=TEAM)
@@ -160,11 +161,41 @@ class TestAcuteTeamFlow:
                 assert resp.status == 200
                 assert (await resp.json())["case"]["state"] == "acknowledged"
 
-        await db.execute(
-            "UPDATE cases SET ack_deadline = now() - interval '1 minute' WHERE case_id = $1::uuid",
-            case_id,
+        # A control: an unacknowledged case of another citizen (not in Rudersdal, so nothing
+        # more reaches the receiver above), its deadline passed at the same moment.
+        other = helpers.citizen()
+        publish(
+            NURSE_OBSERVATIONS,
+            helpers.observation(other, respiration_rate=22, spo2=94, pulse=112, temperature=38.4),
+            None,
         )
-        await asyncio.sleep(3.0)  # several deadline scans
+
+        async def control_case() -> Any:
+            return await db.fetchval(
+                "SELECT case_id::text FROM cases WHERE citizen_id = $1 AND state <> 'resolved'",
+                other,
+            )
+
+        control = await wait_for(control_case)
+        assert control is not None
+        await db.execute(
+            "UPDATE cases SET ack_deadline = now() - interval '1 minute' "
+            "WHERE case_id = ANY($1::uuid[])",
+            [case_id, control],
+        )
+
+        async def control_re_escalated() -> bool:
+            return bool(
+                await db.fetchval(
+                    "SELECT 1 FROM case_events WHERE case_id = $1::uuid "
+                    "AND action = 're_escalated'",
+                    control,
+                )
+            )
+
+        # The deadline scanner ran after both deadlines passed: it moved the control case on
+        # and left the acknowledged one alone.
+        assert await wait_for(control_re_escalated, 30.0)
         row = await db.fetchrow("SELECT state, level FROM cases WHERE case_id = $1::uuid", case_id)
         assert (row["state"], row["level"]) == ("acknowledged", 0)
         actions = [
