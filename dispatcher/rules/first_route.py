@@ -18,9 +18,17 @@ ON_CALL_DOCTOR_TEAM = "on-call-doctor"
 UNKNOWN_DISTRICT = "unassigned"
 
 
+# A team name is contract ShortText (at most 120 characters); a district name may be up to
+# 120 characters itself, so the district part is cut to fit (a name that long is a data error,
+# and a page must still go out: a rule error would dead-letter the escalation).
+MAX_TEAM_NAME = 120
+_TEAM_PREFIX = "acute-nurses-"
+_DISTRICT_ROOM = MAX_TEAM_NAME - len(_TEAM_PREFIX)  # the longer prefix of the two
+
+
 def district_team(ctx: CitizenContext) -> str:
     district = (ctx.district or UNKNOWN_DISTRICT).lower().replace(" ", "-")
-    return f"acute-nurses-{district}"
+    return f"{_TEAM_PREFIX}{district[:_DISTRICT_ROOM]}"
 
 
 def first_route(assessment: Assessment, ctx: CitizenContext) -> Route:

@@ -620,3 +620,18 @@ class TestOutOfOrderObservations:
         assert ctx is not None
         assert ctx.last_observation_at == sets[-1].occurred_at
         assert [e.at for e in ctx.news2_history] == [s.occurred_at for s in sets[-3:]]
+
+
+class TestRouteNameBounds:
+    """A maximal district name still gives a valid route (found by a planner fuzz test once
+    the re-measure rule made an all-implausible observation escalate)."""
+
+    @pytest.mark.parametrize("flags", [[], ["palliative"]])
+    def test_120_character_district_routes(self, flags: list[str]) -> None:
+        """District names up to the contract's 120 characters (and lower-casing that grows,
+        'İ' -> 'i̇') give team names within 120 characters."""
+        _, ctx = evaluate(discharge(district="İ" * 120, flags=flags), None, NOW, RS)
+        a, ctx = evaluate(observation(spo2=120), ctx, NOW, RS)
+        route = first_route(a, ctx)
+        assert len(route.team) <= 120
+        assert route.team.startswith("palliative-" if flags else "acute-nurses-")
