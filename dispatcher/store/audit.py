@@ -37,6 +37,21 @@ async def dead_letters(db: Executor) -> list[tuple[UUID, UUID | None]]:
     ]
 
 
+async def audited_sources(db: Executor) -> dict[tuple[str, int, int], UUID]:
+    """(topic, partition, offset) of every accepted input -> its event id: the reconciler finds
+    outcomes by where a message was, not by an id the writer computed."""
+    rows = await db.fetch(
+        "SELECT source_topic, source_partition, source_offset, event_id FROM audit_log"
+    )
+    return {(r[0], int(r[1]), int(r[2])): r[3] for r in rows}
+
+
+async def dead_letter_sources(db: Executor) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of every dead letter (inputs and ``acute.escalations``)."""
+    rows = await db.fetch("SELECT source_topic, source_partition, source_offset FROM dead_letters")
+    return {(r[0], int(r[1]), int(r[2])) for r in rows}
+
+
 async def escalations_created(db: Executor) -> dict[UUID, datetime]:
     """Every escalation decided, with when."""
     rows = await db.fetch("SELECT escalation_id, created_at FROM escalations")
