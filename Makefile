@@ -59,6 +59,20 @@ bench: $(STAMP) ## end-to-end benchmark (~4 min): bench-results/, docs/benchmark
 	echo "make bench: $$(( $$(date +%s) - start )) s"; exit $$rc
 .PHONY: bench
 
+EVAL_DIR := evaluation-results
+evaluate: $(STAMP) ## clinical evaluation on a simulated cohort (~3 min): evaluation-results/, docs/evaluation.md
+	@if [ ! -f $(VENV)/.installed-bench ] || [ pyproject.toml -nt $(VENV)/.installed-bench ]; then \
+	  $(BIN)/python -m pip install --quiet -e '.[dev,bench]' && touch $(VENV)/.installed-bench \
+	  || echo "make evaluate: the bench extra (matplotlib) did not install: no plot"; fi
+	@start=$$(date +%s); set -e; \
+	plot=""; if $(BIN)/python -c 'import matplotlib' 2>/dev/null; then plot="--plot $(EVAL_DIR)/evaluation.png"; fi; \
+	$(BIN)/dispatcher evaluate generate --citizens 300 --days 14 --seed 1 --out $(EVAL_DIR); \
+	$(BIN)/dispatcher evaluate run --events $(EVAL_DIR)/EVENTS.ndjson --labels $(EVAL_DIR)/LABELS.ndjson \
+	  --json --markdown $(EVAL_DIR)/report.md --doc docs/evaluation.md $$plot > $(EVAL_DIR)/report.json; \
+	cat $(EVAL_DIR)/report.md; \
+	echo "make evaluate: $$(( $$(date +%s) - start )) s (report: $(EVAL_DIR)/report.md, docs/evaluation.md)"
+.PHONY: evaluate
+
 clean: ## remove the virtualenv and the embedded stack's state
 	rm -rf $(VENV) .dispatcher
 

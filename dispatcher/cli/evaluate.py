@@ -17,6 +17,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
@@ -33,6 +34,22 @@ from dispatcher.rules.ruleset import RuleSet, RuleSetError, default_ruleset, loa
 
 EVENTS_FILE = "EVENTS.ndjson"
 LABELS_FILE = "LABELS.ndjson"
+# ``--doc FILE`` replaces what lies between these two lines with the run's report.
+DOC_BEGIN = "<!-- evaluate:begin (written by `make evaluate`; edits here are overwritten) -->"
+DOC_END = "<!-- evaluate:end -->"
+
+
+def update_doc(path: Path, block: str) -> None:
+    """Put ``block`` between the markers of ``path`` (appended with them when absent)."""
+    text = path.read_text("utf-8") if path.exists() else ""
+    fresh = f"{DOC_BEGIN}\n{block.rstrip()}\n{DOC_END}"
+    if DOC_BEGIN in text and DOC_END in text:
+        head, rest = text.split(DOC_BEGIN, 1)
+        tail = rest.split(DOC_END, 1)[1]
+        text = head + fresh + tail
+    else:
+        text = text + ("\n" if text and not text.endswith("\n") else "") + fresh + "\n"
+    path.write_text(text, "utf-8")
 
 
 def seed_roster() -> Roster:
@@ -134,16 +151,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (OSError, InputError, RuleSetError, RosterError) as exc:
         print(f"dispatcher evaluate run: {exc}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     result = evaluate(messages, labels, rulesets, roster, seed=args.seed)
+    seconds = time.perf_counter() - started
     citizens = len({m.citizen_id for m in messages if m.citizen_id})
     result.report["cohort"] = (
-        f"{len(messages)} messages from {citizens} citizens ({args.events}); {len(labels)} "
-        f"labelled episodes ({args.labels}); staff seed {args.seed}."
+        f"{len(messages)} messages from {citizens} citizens ({Path(args.events).name}); "
+        f"{len(labels)} labelled episodes ({Path(args.labels).name}); staff seed {args.seed}; "
+        f"simulated in {seconds:.0f} s."
     )
+    text = markdown(result.report)
     if args.json:
         print(json.dumps(result.report, indent=2))
     else:
-        print(markdown(result.report), end="")
+        print(text, end="")
+    if args.markdown:
+        Path(args.markdown).write_text(text, "utf-8")
+    if args.doc:
+        update_doc(Path(args.doc), text.replace("# Evaluation\n", "", 1).replace("\n## ", "\n### "))
     if args.plot:
         if not plot(result, labels, Path(args.plot)):
             print(
@@ -183,6 +208,10 @@ def add_subparsers(sub: Any) -> None:
     run.add_argument("--plot", default=None, metavar="FILE.png")
     run.add_argument("--roster", default=None, help="roster YAML (default: the seed roster)")
     run.add_argument("--seed", type=int, default=0, help="seed of the simulated staff")
+    run.add_argument("--markdown", default=None, metavar="FILE", help="also write the Markdown")
+    run.add_argument(
+        "--doc", default=None, metavar="FILE", help="put the report between the markers of FILE"
+    )
 
 
 HANDLERS = {"evaluate": cmd_evaluate}

@@ -36,7 +36,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -51,7 +51,7 @@ from dispatcher.cases.lifecycle import (
     resolve,
 )
 from dispatcher.cases.pages import Page
-from dispatcher.contract.events import Escalation
+from dispatcher.contract.events import DeviceProfile, Escalation, SensorKind
 from dispatcher.contract.vocab import AWAITING_ACK, CaseState, Outcome
 from dispatcher.ingest.planner import (
     AuditRow,
@@ -64,7 +64,6 @@ from dispatcher.ingest.planner import (
 )
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
-from dispatcher.rules.assessment import silence_event_id
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
 
@@ -180,13 +179,16 @@ class Simulator:
         self._page_rules: dict[UUID, tuple[str, ...]] = {}
         # virtual clock and timers
         self.now: datetime | None = None
-        self._timers: list[tuple[datetime, int, str, Any]] = []
+        self._timers: list[tuple[datetime, str, int, str, Any]] = []
         self._timer_seq = 0
         limits = [_shortest(r) for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)]
         self._silent_after = min(limits) if limits else None
         self._scan_every = timedelta(seconds=silence_scan_s)
         self._next_scan: datetime | None = None
-        self._silence_ids: dict[str, tuple[datetime, UUID]] = {}
+        self._silence_memo: dict[str, tuple[CitizenContext, datetime]] = {}
+        self._silence_rules = [
+            r for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)
+        ]
         self._offset = 0
 
     # --- the clock -----------------------------------------------------------------------------
@@ -211,13 +213,15 @@ class Simulator:
                 self._silence_scan(nxt)
                 self._next_scan = nxt + self._scan_every
             else:
-                _, _, kind, payload = heapq.heappop(self._timers)
+                _, _, _, kind, payload = heapq.heappop(self._timers)
                 self._fire(kind, payload, nxt)
         self.now = max(self.now, to)
 
-    def _at(self, when: datetime, kind: str, payload: Any) -> None:
+    def _at(self, when: datetime, kind: str, payload: Any, tie: str = "") -> None:
+        """Schedule a timer; at equal times by ``tie`` (deadlines: the case id, as a stable
+        stand-in for the scan's unordered ties), then in scheduling order."""
         self._timer_seq += 1
-        heapq.heappush(self._timers, (when, self._timer_seq, kind, payload))
+        heapq.heappush(self._timers, (when, tie, self._timer_seq, kind, payload))
 
     def _fire(self, kind: str, payload: Any, now: datetime) -> None:
         if kind == "deadline":
@@ -268,28 +272,66 @@ class Simulator:
             self._on_escalation(esc, now)
 
     def _silence_scan(self, now: datetime) -> None:
-        """BatchProcessor.check_silent_sensors + InMemoryRepository/store.apply_sensor_scan."""
+        """BatchProcessor.check_silent_sensors + InMemoryRepository/store.apply_sensor_scan.
+
+        One shortcut, which changes no decision: a context that has not changed since it was
+        last checked, at a scan before the next time its answer can change (``_silence_breaks``:
+        a kind reaching its limit, the post-discharge window ending), gives the same answer as
+        then, already audited (or None); the shell would check it again, the simulator skips it.
+        """
         assert self._silent_after is not None
         since = now - self._silent_after
-        contexts = {}
+        contexts: dict[str, CitizenContext] = {}
         for c, ctx in self.contexts.items():
             last = ctx.last_sensor_at
             if last is None or last >= since:
                 continue
-            # a shortcut that changes no decision: plan_silence_checks skips a seen episode
-            cached = self._silence_ids.get(c)
-            if cached is None or cached[0] != last:
-                cached = (last, silence_event_id(c, last))
-                self._silence_ids[c] = cached
-            if cached[1] not in self.seen:
-                contexts[c] = ctx
-        contexts = dict(sorted(contexts.items()))
+            memo = self._silence_memo.get(c)
+            if memo is not None and memo[0] is ctx and now < memo[1]:
+                continue
+            contexts[c] = ctx
         if not contexts:
             return
-        contexts = dict(list(contexts.items())[:SILENCE_SCAN_LIMIT])
+        contexts = dict(sorted(contexts.items())[:SILENCE_SCAN_LIMIT])
         due = silence_candidates(contexts, now, ruleset=self.ruleset)
         seen = {i for i in due if i in self.seen}
         self._store(plan_silence_checks(due, seen, now), now)
+        for c, ctx in contexts.items():
+            breaks = self._silence_breaks(ctx)
+            later = [b for b in breaks if b > now] if breaks is not None else [now]
+            self._silence_memo[c] = (ctx, min(later, default=datetime.max.replace(tzinfo=UTC)))
+
+    def _silence_breaks(self, ctx: CitizenContext) -> list[datetime] | None:
+        """The times at which the silence check of an unchanged ``ctx`` can change its answer
+        (each just reached and just passed); None when the rule's shape is not known."""
+        out: list[datetime] = []
+        try:
+            kinds = [SensorKind(k) for k, series in ctx.readings.items() if series]
+            if ctx.weights:
+                kinds.append(SensorKind.WEIGHT)
+            for rule in self._silence_rules:
+                limit_of = getattr(rule, "limit", None)
+                for kind in kinds:
+                    sample = ctx.latest(kind)
+                    if sample is None:
+                        continue
+                    summary = ctx.sensor_summaries.get(kind.value)
+                    profile = summary.profile if summary is not None else DeviceProfile.SPOT_CHECK
+                    limit = (
+                        limit_of(kind, profile)
+                        if callable(limit_of)
+                        else timedelta(hours=rule.silent_hours)
+                    )
+                    out.append(sample.at + limit)
+                if ctx.last_sensor_at is not None:
+                    out.append(ctx.last_sensor_at + timedelta(hours=rule.silent_hours))
+            if ctx.discharged_at is not None:
+                window = timedelta(days=self.ruleset.context.post_discharge_window_days)
+                out += [ctx.discharged_at, ctx.discharged_at + window]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+        tick = timedelta(microseconds=1)
+        return [t for b in out for t in (b, b + tick)]
 
     # --- cases (cases/manager.py: CaseManager) ---------------------------------------------
 
@@ -374,7 +416,7 @@ class Simulator:
         if rules is not None:
             self._page_rules[case.case_id] = rules
         self._paged[case.case_id] = self._paged.get(case.case_id, 0) + 1
-        self._at(case.ack_deadline, "deadline", (case.case_id, page.page_seq))
+        self._at(case.ack_deadline, "deadline", (case.case_id, page.page_seq), str(case.case_id))
         record = self._record(page, case, now)
         self.log.pages.append(record)
         if self.responder is not None:

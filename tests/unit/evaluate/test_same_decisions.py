@@ -45,8 +45,12 @@ def roster() -> Roster:
 
 @pytest.fixture(scope="module")
 def messages() -> list[Message]:
-    """A small cohort with every fault the generator makes (late, duplicated, artefacts)."""
-    cohort = generate(CohortSpec(citizens=14, days=2, seed=5, p_duplicate=0.05, p_late=0.1))
+    """A small cohort with every fault the generator makes (late, duplicated, artefacts), three
+    continuous oximeters (sustained breaches, continuous-device silences) and spot checks."""
+    spec = CohortSpec(
+        citizens=24, days=3, seed=8, p_duplicate=0.05, p_late=0.1, continuous_cadence_s=300
+    )
+    cohort = generate(spec)
     lines = [__import__("orjson").dumps(e.as_json()) for e in cohort.events]
     return parse_events(lines)
 
@@ -85,8 +89,10 @@ async def test_same_escalations_as_the_batch_processor(messages: list[Message]) 
     sim = _simulate(messages, roster=None)
     streamed = await _streaming_escalations(messages)
     simulated = [r.escalation for r in sim.log.escalations]
-    assert len(streamed) >= 10  # the cohort exercises the rules
+    assert len(streamed) >= 10  # the cohort exercises the rules, the silence timer included
     assert len({e.severity for e in streamed}) >= 2
+    rules = {r.rule_id for e in streamed for r in e.reasons}
+    assert {"sensor.silent", "sensor.spo2_low_sustained", "sensor.spo2_low_spot"} <= rules
     assert [e.escalation_id for e in simulated] == [e.escalation_id for e in streamed]
     assert [(e.severity, [r.rule_id for r in e.reasons]) for e in simulated] == [
         (e.severity, [r.rule_id for r in e.reasons]) for e in streamed
@@ -120,7 +126,7 @@ def _reference_cases(
                     for c in cases.values()
                     if c.state != CaseState.RESOLVED and c.ack_deadline <= until
                 ),
-                key=lambda c: c.ack_deadline,
+                key=lambda c: (c.ack_deadline, str(c.case_id)),
             )
             due = [c for c in overdue if on_ack_timeout(c, c.ack_deadline, 0) is not None]
             if not due:
