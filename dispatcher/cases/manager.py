@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
-from pydantic import ValidationError
 
+from dispatcher.cases.intake import decode_escalation, store_error
 from dispatcher.cases.lifecycle import (
     DEFAULT_ACK_POLICY,
     AckPolicy,
@@ -36,11 +36,14 @@ from dispatcher.cases.lifecycle import (
     on_stale_ack,
 )
 from dispatcher.clock import utcnow
-from dispatcher.contract.events import Escalation
+from dispatcher.contract.events import DeadLetter, Escalation
+from dispatcher.contract.topics import ESCALATIONS
+from dispatcher.ingest.planner import Incoming
 from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
 from dispatcher.store import cases as store
 from dispatcher.store import db
+from dispatcher.store.batches import store_dead_letters
 from dispatcher.store.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -87,6 +90,7 @@ class CaseManager:
         retry: RetryPolicy | None = None,
         roster_ttl_s: float = 5.0,
         observe: Callable[[CaseDecision], None] | None = None,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
         deadline_scan_limit: int = DEADLINE_SCAN_LIMIT,
         delivery_deadline: timedelta = store.DEFAULT_DELIVERY_DEADLINE,
         ack_policy: AckPolicy = DEFAULT_ACK_POLICY,
@@ -99,6 +103,7 @@ class CaseManager:
         self._roster_loaded = 0.0
         self._roster_ttl = roster_ttl_s
         self._observe = observe or (lambda _d: None)
+        self._on_dead_letter = on_dead_letter or (lambda _d: None)
         self._deadline_scan_limit = deadline_scan_limit
         self._delivery_deadline = delivery_deadline
         self._ack_policy = ack_policy
@@ -118,23 +123,54 @@ class CaseManager:
     async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
         return await self._retry.run(work, _log_case_retry)
 
-    async def handle(self, raw_escalations: Sequence[bytes]) -> list[CaseDecision]:
-        """Apply each escalation to its citizen's case; relay the pages once stored."""
+    async def handle(self, messages: Sequence[Incoming | bytes]) -> list[CaseDecision]:
+        """Apply each escalation to its citizen's case; relay the pages once stored.
+
+        Raw bytes are decoded here (``cases.intake``), so no message can crash the agent: one
+        that is not a valid escalation, or that PostgreSQL refuses for a non-transient reason
+        (a NUL character in a string), is dead-lettered with field, reason and category, and
+        the escalations after it are still applied. When this returns, every message has its
+        outcome stored (case decision, known duplicate or dead letter): only then does the
+        agent acknowledge the batch. Transient store errors are retried, as before."""
         decisions: list[CaseDecision] = []
-        for raw in raw_escalations:
-            try:
-                esc = Escalation.model_validate_json(raw)
-            except ValidationError as exc:
-                # Our own output topic: an invalid message is a bug or a foreign producer.
-                log.error("escalation_invalid", error=str(exc.errors()[0]["loc"]))
+        dead_lettered = False
+        for item in messages:
+            msg = item if isinstance(item, Incoming) else Incoming(ESCALATIONS, -1, -1, None, item)
+            esc = decode_escalation(msg, self._clock())
+            if isinstance(esc, DeadLetter):
+                await self._dead_letter(esc)
+                dead_lettered = True
                 continue
-            decision = await self._retrying(functools.partial(self._apply, esc))
+            try:
+                decision = await self._retrying(functools.partial(self._apply, esc))
+            except Exception as exc:  # not transient: the escalation is poison, not the agent
+                await self._dead_letter(store_error(msg, exc, self._clock()))
+                dead_lettered = True
+                continue
             if decision is not None:
                 decisions.append(decision)
                 self._observe(decision)
-        if any(d.page is not None for d in decisions):
+        if dead_lettered or any(d.page is not None for d in decisions):
             await self._relay()
         return decisions
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        """Store one dead letter (and its outbox row) durably, retrying transient errors."""
+
+        async def work() -> None:
+            async with db.transaction(self._pool) as conn:
+                await store_dead_letters(conn, [letter])
+
+        await self._retrying(work)
+        self._on_dead_letter(letter)
+        log.error(
+            "escalation_dead_lettered",
+            partition=letter.partition,
+            offset=letter.offset,
+            category=letter.category,
+            field=letter.error.field,
+            reason=letter.error.reason[:200],
+        )
 
     async def _apply(self, esc: Escalation) -> CaseDecision | None:
         """One escalation, one transaction: skip a duplicate, else read, decide and store."""

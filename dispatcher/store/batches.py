@@ -14,6 +14,7 @@ from uuid import UUID
 
 import orjson
 
+from dispatcher.contract.events import DeadLetter
 from dispatcher.ingest.planner import BatchPlan, OutboxMessage, SeenIds
 from dispatcher.rules.context import CitizenContext
 from dispatcher.store import db
@@ -248,7 +249,8 @@ class PostgresRepository:
             plan = finish({r["event_id"] for r in seen_rows})
             return await self._store_with_outbox(conn, plan)
 
-    async def _store_with_outbox(self, conn: db.Connection, plan: BatchPlan) -> StoredBatch:
+    @staticmethod
+    async def _store_with_outbox(conn: db.Connection, plan: BatchPlan) -> StoredBatch:
         """Everything the plan stores, in one statement (one round trip)."""
         outbox = plan.outbox()
         if not (plan.audits or plan.contexts or plan.escalations or plan.dead_letters):
@@ -365,3 +367,15 @@ class PostgresRepository:
         )
         assert row is not None
         return int(row["n"]), row["oldest"]
+
+
+async def store_dead_letters(conn: db.Connection, letters: Sequence[DeadLetter]) -> list[int]:
+    """Store dead letters in the caller's transaction (the case manager's): a row each, and an
+    outbox row for each one not stored before (a replayed message is not dead-lettered twice).
+    Returns the new outbox ids."""
+    if not letters:
+        return []
+    stored = await PostgresRepository._store_with_outbox(
+        conn, BatchPlan(dead_letters=list(letters))
+    )
+    return stored.outbox_ids

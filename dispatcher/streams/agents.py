@@ -51,6 +51,19 @@ def install(app: faust.App, runtime: Runtime) -> None:
     @app.agent(escalations, name="case-manager")
     async def case_manager(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_max, settings.batch_within_s):
-            await runtime.cases.handle([e.message.value for e in events])
+            # Raw bytes with their coordinates: a message that cannot be used is dead-lettered
+            # by the case manager (never raised), and the batch is acked once all are stored.
+            messages = [
+                Incoming(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            await runtime.cases.handle(messages)
+            runtime.metrics.events_consumed.labels(ESCALATIONS).inc(len(messages))
             for e in events:
                 await stream.ack(e)

@@ -21,6 +21,7 @@ import structlog
 from dispatcher.cases.lifecycle import AckPolicy, CaseDecision
 from dispatcher.cases.manager import CaseManager
 from dispatcher.config import Settings
+from dispatcher.contract.events import DeadLetter
 from dispatcher.ingest.processor import BatchProcessor
 from dispatcher.notify import DeliveryWorker, WebhookSender, roster_secrets
 from dispatcher.observability.logging import configure_logging
@@ -86,6 +87,11 @@ def ack_policy(settings: Settings) -> AckPolicy:
     )
 
 
+def observe_dead_letter(metrics: DispatcherMetrics, letter: DeadLetter) -> None:
+    """A message on acute.escalations the case manager could not use (by category)."""
+    metrics.events_rejected.labels(letter.source_topic, letter.category).inc()
+
+
 async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherMetrics) -> Runtime:
     """Connect to PostgreSQL and build every collaborator, wired to each other, at once."""
     repo = await PostgresRepository.connect(
@@ -96,6 +102,7 @@ async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherM
         repo.pool,
         relay=processor.relay,
         observe=partial(observe_case, metrics),
+        on_dead_letter=partial(observe_dead_letter, metrics),
         roster_ttl_s=settings.roster_ttl_s,
         ack_policy=ack_policy(settings),
     )
