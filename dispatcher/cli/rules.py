@@ -5,7 +5,9 @@
   explained assessment, or ``{"line": n, "error": {"field": ..., "reason": ...}}``. Lines are
   decoded with ``dispatcher.ingest.decoding.decode`` and evaluated with
   ``dispatcher.ingest.planner.decide`` (``evaluate`` bounded by the topic's maximum age),
-  exactly as the streaming path does, with the citizen's context carried from line to line.
+  exactly as the streaming path does, with the citizen's context carried from line to line;
+  the input is read to its end and decided as one batch of the streaming path would be (per
+  citizen in ``occurred_at`` order, ``planner.decision_order``), the output is in line order.
 * ``dispatcher rules test --event FILE [--context FILE] [--rules FILE] [--json]`` shows which
   rules fire for one event (or several, in order) and where the case would route, like
   Alertmanager's ``amtool config routes test``.
@@ -35,7 +37,7 @@ from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_RE
 from dispatcher.contract.vocab import DeadLetterCategory
 from dispatcher.errors import PermanentError
 from dispatcher.ingest.decoding import Decoded, Rejected, decode
-from dispatcher.ingest.planner import decide, rule_error
+from dispatcher.ingest.planner import decide, decision_order, rule_error
 from dispatcher.rules.assessment import Assessment
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.first_route import first_route
@@ -104,14 +106,16 @@ def fold_events(
 ) -> dict[str, CitizenContext]:
     """Fold earlier events into the contexts; an invalid one is a ``UsageError``."""
     out = dict(contexts)
+    events: list[tuple[str, InputEvent]] = []
     for n, raw in enumerate(raw_events, start=1):
         topic, result = decode_document(raw, n, source, now, DISCHARGES)
         if not isinstance(result, Decoded):
             err = result.errors[0]
             raise UsageError(f"{source}: event {n}: field {err.field!r}: {err.reason}")
-        _, out[result.event.citizen_id] = decide(
-            topic, result.event, out.get(result.event.citizen_id), now, ruleset
-        )
+        events.append((topic, result.event))
+    for i in decision_order(events):  # as one batch of the streaming path would be decided
+        topic, ev = events[i]
+        out[ev.citizen_id] = decide(topic, ev, out.get(ev.citizen_id), now, ruleset).context
     return out
 
 
@@ -127,14 +131,18 @@ def assess_lines(
     now: datetime,
     ruleset: RuleSet,
 ) -> Iterator[dict[str, Any]]:
-    """One output document per non-blank input line (nurse observations), in order.
+    """One output document per non-blank input line (nurse observations), in line order.
 
-    Mirrors ``dispatcher.ingest.planner.plan_batch``: decode like the streaming path, skip a
-    repeated event id, evaluate with the citizen's context carried forward, and turn a rule
-    exception into a ``rule_error`` on the whole event.
+    Mirrors ``dispatcher.ingest.planner.plan_batch`` on one batch holding all the lines:
+    decode like the streaming path, decide per citizen in ``occurred_at`` order
+    (``decision_order``; the input is read to its end first), skip a repeated event id,
+    carry the citizen's context forward, and turn a rule exception into a ``rule_error`` on
+    the whole event.
     """
     current = dict(contexts)
     seen: set[UUID] = set()
+    out: dict[int, dict[str, Any]] = {}
+    valid: list[tuple[int, InputEvent]] = []
     for n, line in enumerate(lines, start=1):
         raw = line.encode() if isinstance(line, str) else line
         if not raw.strip():
@@ -142,24 +150,27 @@ def assess_lines(
         result = decode(NURSE_OBSERVATIONS, raw.strip(), now)
         if not isinstance(result, Decoded):
             err = result.errors[0]
-            yield {
+            out[n] = {
                 "line": n,
                 "event_id": str(result.event_id) if result.event_id else None,
                 "error": err.model_dump(),
                 "errors": [e.model_dump() for e in result.errors],
             }
             continue
-        event = result.event
+        valid.append((n, result.event))
+    for i in decision_order([(NURSE_OBSERVATIONS, event) for _, event in valid]):
+        n, event = valid[i]
         if event.event_id in seen:
-            yield {"line": n, "event_id": str(event.event_id), "skipped": "duplicate event_id"}
+            out[n] = {"line": n, "event_id": str(event.event_id), "skipped": "duplicate event_id"}
             continue
         try:
-            assessment, ctx = decide(
+            decision = decide(
                 NURSE_OBSERVATIONS, event, current.get(event.citizen_id), now, ruleset
             )
+            assessment, ctx = decision.assessment, decision.context
             route = route_for(assessment, ctx)
         except Exception as exc:  # same isolation as plan_batch: one bad event, not the rest
-            yield {
+            out[n] = {
                 "line": n,
                 "event_id": str(event.event_id),
                 "category": DeadLetterCategory.RULE_ERROR,
@@ -168,7 +179,9 @@ def assess_lines(
             continue
         seen.add(event.event_id)
         current[event.citizen_id] = ctx
-        yield assessment_json(assessment, route, n)
+        out[n] = assessment_json(assessment, route, n)
+    for n in sorted(out):
+        yield out[n]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,36 +318,53 @@ def run_rules_test(
     docs = split_documents(_read(event))
     if not docs:
         raise UsageError(f"{event}: no event found")
-    results: list[dict[str, Any]] = []
-    texts: list[str] = []
+    results: dict[int, dict[str, Any]] = {}
+    texts: dict[int, str] = {}
+    valid: list[tuple[int, str, InputEvent]] = []
     for n, raw in enumerate(docs, start=1):
         topic, decoded = decode_document(raw, n, event, now, NURSE_OBSERVATIONS)
         if not isinstance(decoded, Decoded):
             errs = [e.model_dump() for e in decoded.errors]
-            results.append({"event": n, "topic": topic, "error": errs[0], "errors": errs})
-            texts.append(
-                f"event {n} ({topic}): invalid: "
-                + "; ".join(f"{e['field']}: {e['reason']}" for e in errs)
+            results[n] = {"event": n, "topic": topic, "error": errs[0], "errors": errs}
+            texts[n] = f"event {n} ({topic}): invalid: " + "; ".join(
+                f"{e['field']}: {e['reason']}" for e in errs
             )
             continue
-        ev = decoded.event
-        assessment, ctx = decide(topic, ev, contexts.get(ev.citizen_id), now, rs)
+        valid.append((n, topic, decoded.event))
+    # Decided as the streaming path decides one batch (per citizen by occurred_at, a discharge
+    # first), reported in file order.
+    for i in decision_order([(topic, ev) for _, topic, ev in valid]):
+        n, topic, ev = valid[i]
+        decision = decide(topic, ev, contexts.get(ev.citizen_id), now, rs)
+        assessment, ctx = decision.assessment, decision.context
         contexts[ev.citizen_id] = ctx
         route = route_for(assessment, ctx)
-        results.append(
-            {
-                "event": n,
-                "topic": topic,
-                "assessment": assessment.model_dump(mode="json"),
-                "route": route.model_dump(mode="json") if route else None,
-            }
-        )
-        texts.append(explain(ev, assessment, route, rs))
+        results[n] = {
+            "event": n,
+            "topic": topic,
+            "assessment": assessment.model_dump(mode="json"),
+            "route": route.model_dump(mode="json") if route else None,
+        }
+        texts[n] = explain(ev, assessment, route, rs)
+        if decision.reassessments:
+            results[n]["reassessed"] = [
+                {
+                    "assessment": again.model_dump(mode="json"),
+                    "route": r.model_dump(mode="json") if (r := route_for(again, ctx)) else None,
+                    "escalation_id": str(esc.escalation_id),
+                }
+                for again, esc in zip(decision.reassessments, decision.escalations, strict=True)
+            ]
+            texts[n] += "\n  re-assessed earlier observations with this discharge:\n" + "\n".join(
+                f"    {again.event_id}: ESCALATE {again.severity}"
+                for again in decision.reassessments
+            )
+    ordered = [results[n] for n in sorted(results)]
     if as_json:
-        stdout.write(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n")
+        stdout.write(orjson.dumps(ordered, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        stdout.write("\n\n".join(texts) + "\n")
-    return 1 if any("error" in r for r in results) else 0
+        stdout.write("\n\n".join(texts[n] for n in sorted(texts)) + "\n")
+    return 1 if any("error" in r for r in ordered) else 0
 
 
 def run_rules_check(stdout: TextIO, stderr: TextIO, path: str) -> int:

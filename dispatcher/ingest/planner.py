@@ -33,16 +33,23 @@ from dispatcher.contract.events import (
     Escalation,
     FieldError,
     InputEvent,
+    NurseObservation,
     SensorSilenceCheck,
 )
 from dispatcher.contract.excerpt import excerpt, redact_cpr
-from dispatcher.contract.topics import DEAD_LETTER, ESCALATIONS
-from dispatcher.contract.vocab import TIMER_SOURCE, WHOLE_MESSAGE, DeadLetterCategory
+from dispatcher.contract.topics import DEAD_LETTER, DISCHARGES, ESCALATIONS, NURSE_OBSERVATIONS
+from dispatcher.contract.vocab import (
+    SEVERITY_RANK,
+    TIMER_SOURCE,
+    WHOLE_MESSAGE,
+    DeadLetterCategory,
+)
 from dispatcher.ingest.decoding import Decoded, decode, past_max_age
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
-from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation
+from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation, case_id_for
 from dispatcher.rules.first_route import first_route
+from dispatcher.rules.recent import RecentObservation, before, remember, with_severity
 from dispatcher.rules.ruleset import RuleSet, default_ruleset
 
 # Audit rows of the dispatcher's own timer checks name this pseudo-topic, partition and offset.
@@ -268,17 +275,32 @@ def plan_batch(
     *,
     ruleset: RuleSet | None = None,
 ) -> BatchPlan:
-    """Decide every accepted event in order. A rule that raises dead-letters only its event.
+    """Decide every accepted event, per citizen in ``occurred_at`` order. A rule that raises
+    dead-letters only its event.
 
-    Each event is evaluated (``dispatcher.rules.assessment.evaluate``) against its citizen's
-    context as updated by the earlier events of the batch; the final context of every citizen
-    with an accepted event is in ``plan.contexts``. ``ruleset`` defaults to the packaged one.
+    Order (issue 11 item 4): each citizen's events are decided by ``decision_order``, i.e. by
+    ``occurred_at`` across all three topics, a discharge first at equal times, then batch
+    (offset) order - so a discharge and an observation sent back to back on different topics
+    are decided discharge-first whichever partition fetch returned first. This is safe because
+    a batch is one transaction and its offsets are acknowledged together after the commit:
+    reordering decisions inside it moves no offset, and a crash replays the whole batch, which
+    is decided the same way again. Per-partition semantics are untouched: audit rows are still
+    written in consumption order (``audit_seq`` follows the offsets of each partition), dead
+    letters keep their offset-derived ids, and citizens never wait for one another.
+
+    Each event is decided (``decide``: ``dispatcher.rules.assessment.evaluate`` bounded by the
+    topic's maximum age; a late discharge re-assesses the citizen's recent observations)
+    against its citizen's context as updated by the events decided before it; the final
+    context of every citizen with an accepted event is in ``plan.contexts``. ``ruleset``
+    defaults to the packaged one.
     """
     rs = ruleset or default_ruleset()
     plan = BatchPlan(dead_letters=list(dead_letters))
     claimed = claimed_ids(seen)
     current = dict(contexts)
-    for item in accepted:
+    audits: dict[int, AuditRow] = {}
+    for index in decision_order([(a.incoming.topic, a.event) for a in accepted]):
+        item = accepted[index]
         event = item.event
         digest = identity(item, claimed, now)
         if digest is None:
@@ -288,9 +310,8 @@ def plan_batch(
             plan.dead_letters.append(digest)
             continue
         try:
-            assessment, ctx = decide(
-                item.incoming.topic, event, current.get(event.citizen_id), now, rs
-            )
+            decision = decide(item.incoming.topic, event, current.get(event.citizen_id), now, rs)
+            assessment, ctx = decision.assessment, decision.context
             escalation = (
                 build_escalation(assessment, first_route(assessment, ctx), now)
                 if assessment.escalate
@@ -310,12 +331,36 @@ def plan_batch(
         claimed[event.event_id] = digest
         current[event.citizen_id] = ctx
         plan.contexts[event.citizen_id] = ctx
-        plan.audits.append(
-            AuditRow(item.incoming, event, assessment, _outcome(event, assessment), digest)
+        audits[index] = AuditRow(
+            item.incoming, event, assessment, _outcome(event, assessment), digest
         )
         if escalation is not None:
             plan.escalations.append(escalation)
+        plan.escalations.extend(decision.escalations)
+    plan.audits.extend(audits[i] for i in sorted(audits))
     return plan
+
+
+# At equal ``occurred_at`` a discharge is decided first: it is the context the others need.
+TOPIC_PRIORITY: dict[str, int] = {DISCHARGES: 0}
+
+
+def decision_order(events: Sequence[tuple[str, InputEvent]]) -> list[int]:
+    """Indices of ``(topic, event)`` pairs in the order they are decided: each citizen's events
+    by (``occurred_at``, topic priority - discharge first -, position in the batch), citizens
+    by their first event. Stable: equal keys keep batch (offset) order."""
+    by_citizen: dict[str, list[int]] = {}
+    for i, (_, event) in enumerate(events):
+        by_citizen.setdefault(event.citizen_id, []).append(i)
+    order: list[int] = []
+    for indices in by_citizen.values():
+        order.extend(
+            sorted(
+                indices,
+                key=lambda i: (events[i][1].occurred_at, TOPIC_PRIORITY.get(events[i][0], 1), i),
+            )
+        )
+    return order
 
 
 def _hours(span: timedelta) -> str:
@@ -356,26 +401,130 @@ def stale_by_age(
     )
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What one accepted event decided: its assessment and the citizen's new context, and for
+    a discharge the recent observations it re-assessed to a worse outcome, each with its
+    escalation (issue 11 item 4)."""
+
+    assessment: Assessment
+    context: CitizenContext
+    reassessments: tuple[Assessment, ...] = ()
+    escalations: tuple[Escalation, ...] = ()
+
+
 def decide(
     topic: str,
     event: InputEvent,
     ctx: CitizenContext | None,
     now: datetime,
     ruleset: RuleSet,
-) -> tuple[Assessment, CitizenContext]:
+) -> Decision:
     """The decision for one accepted event of ``topic``: ``evaluate``, bounded by the topic's
     maximum age (``dispatcher.ingest.decoding.MAX_EVENT_AGE_BY_TOPIC``, the single source).
 
     An event past that age is still assessed and folded into the context like any other (a
     late weight is still a weight for the trend of the next one), but its own assessment never
-    pages. ``plan_batch`` and the CLI (``dispatcher assess``, ``dispatcher rules test``) both
-    decide through here.
+    pages. A nurse observation is remembered in the context (``dispatcher.rules.recent``); a
+    discharge re-assesses the remembered observations it precedes (``_reassess``).
+    ``plan_batch`` and the CLI (``dispatcher assess``, ``dispatcher rules test``) both decide
+    through here.
     """
     assessment, new_ctx = evaluate(event, ctx, now, ruleset)
     limit = past_max_age(topic, event.occurred_at, now)
-    if limit is None:
-        return assessment, new_ctx
-    return stale_by_age(assessment, event, limit, now), new_ctx
+    if limit is not None:
+        return Decision(stale_by_age(assessment, event, limit, now), new_ctx)
+    if isinstance(event, NurseObservation):
+        entry = RecentObservation.of(event, assessment.severity)
+        recent = remember(new_ctx.recent_observations, entry)
+        return Decision(assessment, new_ctx.model_copy(update={"recent_observations": recent}))
+    if isinstance(event, DischargeEvent):
+        return _reassess(event, assessment, new_ctx, now, ruleset)
+    return Decision(assessment, new_ctx)
+
+
+def reassessment_escalation_id(observation_id: UUID, discharge_id: UUID) -> UUID:
+    """Stable: the same late discharge re-assessing the same observation, replayed, is one
+    escalation; its id differs from the observation's own escalation id."""
+    return uuid5(ESCALATION_NAMESPACE, f"reassessment:{observation_id}:{discharge_id}")
+
+
+def _with_note(assessment: Assessment, note: str) -> Assessment:
+    """``assessment`` with ``note`` added before its closing decision note."""
+    notes = list(assessment.notes)
+    at = len(notes) - 1 if notes and notes[-1].startswith("Decision:") else len(notes)
+    return assessment.model_copy(update={"notes": [*notes[:at], note, *notes[at:]]})
+
+
+def _reassess(
+    discharge: DischargeEvent,
+    assessment: Assessment,
+    ctx: CitizenContext,
+    now: datetime,
+    ruleset: RuleSet,
+) -> Decision:
+    """Assess again, with the discharge folded in, every remembered observation taken after
+    ``discharged_at`` (the citizen was home) and within its maximum age; escalate those whose
+    severity is now higher than the one they were decided with.
+
+    Each is assessed against the context as of its own time (the NEWS2 entries and the
+    observations before it), so it is judged as if the discharge had arrived in time. Only a
+    worse outcome escalates (a better one never withdraws a page); the remembered severity is
+    raised, so a further discharge pages again only for a further rise.
+    """
+    recent = ctx.recent_observations
+    reassessed: list[Assessment] = []
+    escalations: list[Escalation] = []
+    unchanged = 0
+    for seen in ctx.recent_observations:
+        if seen.at < discharge.discharged_at or past_max_age(NURSE_OBSERVATIONS, seen.at, now):
+            continue
+        as_of = ctx.model_copy(
+            update={
+                "news2_history": tuple(e for e in ctx.news2_history if e.at < seen.at),
+                "last_observation_at": before(ctx.recent_observations, seen.at),
+            }
+        )
+        again, _ = evaluate(seen.observation(ctx.citizen_id), as_of, now, ruleset)
+        if not again.escalate or SEVERITY_RANK[again.severity] <= SEVERITY_RANK[seen.severity]:
+            unchanged += 1
+            continue
+        again = _with_note(
+            again,
+            f"Re-assessed after the late discharge {discharge.event_id} (discharged "
+            f"{discharge.discharged_at.isoformat()}, before this observation): {seen.severity} "
+            f"-> {again.severity} (issue 11 item 4).",
+        )
+        escalation_id = reassessment_escalation_id(seen.event_id, discharge.event_id)
+        escalation = build_escalation(
+            again,
+            first_route(again, ctx),
+            now,
+            case_id=case_id_for(ctx.citizen_id, escalation_id),
+        ).model_copy(
+            update={
+                "escalation_id": escalation_id,
+                "triggered_by": [seen.event_id, discharge.event_id],
+            }
+        )
+        recent = with_severity(recent, seen.event_id, again.severity)
+        reassessed.append(again)
+        escalations.append(escalation)
+    if reassessed or unchanged:
+        changed = "; ".join(
+            f"observation {a.event_id} now {a.severity} (escalated)" for a in reassessed
+        )
+        assessment = _with_note(
+            assessment,
+            f"Re-assessed {len(reassessed) + unchanged} earlier observation(s) taken after "
+            f"this discharge: " + (changed if changed else "no outcome got worse") + ".",
+        )
+    return Decision(
+        assessment,
+        ctx.model_copy(update={"recent_observations": recent}),
+        tuple(reassessed),
+        tuple(escalations),
+    )
 
 
 def silence_candidates(

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dispatcher.contract.events import DischargeEvent, DischargeFlag, SensorKind
+from dispatcher.rules.recent import RecentObservation
 from dispatcher.rules.ruleset import default_ruleset
 from dispatcher.rules.windows import KindSummary
 
@@ -148,6 +149,11 @@ class CitizenContext(_Frozen):
             "Per sensor kind: newest reading, device profile and open breach episodes "
             "(time-window rules, dispatcher.rules.windows); constant size at any cadence."
         ),
+    )
+    recent_observations: tuple[RecentObservation, ...] = Field(
+        default=(),
+        description="The last few observations with the severity they were decided with, so a "
+        "late discharge can re-assess them (dispatcher.rules.recent; issue 11 item 4).",
     )
 
     def has_flag(self, flag: DischargeFlag) -> bool:
