@@ -49,11 +49,18 @@ def sensor_subscore(kind: SensorKind, value: float, scale: int) -> int | None:
     return None
 
 
+GLUCOSE_LOW = 3.9  # mmol/L, ADA 2024 level 1 hypoglycaemia
+
+
 class News2Baseline:
     """Feed it the audit rows of a run (``Simulator(observe_audit=...)``); read ``pages``."""
 
     def __init__(self) -> None:
         self.pages: list[ScoredPage] = []
+        # Per citizen, when an abnormal measurement was taken (``occurred_at``): every red one
+        # (NEWS2 >= 5 or a single 3), a fall alarm, a glucose below 3.9 mmol/L (ADA level 1).
+        # The scorer measures the dispatcher's own delay from the first one in an episode.
+        self.signals: dict[str, list[datetime]] = {}
         # (citizen, kind) -> (time of the last reading, whether it was red)
         self._last: dict[tuple[str, str], tuple[datetime, bool]] = {}
 
@@ -65,17 +72,24 @@ class News2Baseline:
         if isinstance(event, NurseObservation):
             n = assessment.news2
             if n is not None and (n.total >= 5 or n.red_score):
+                self._signal(event.citizen_id, event.occurred_at)
                 tier = "palliative" if palliative else "doctor" if n.total >= 7 else "nurse"
                 rule = "news2.total_ge5" if n.total >= 5 else "news2.single_3"
                 self.pages.append(ScoredPage(now, event.citizen_id, tier, (rule,)))
             return
         if not isinstance(event, SensorReading):
             return
+        if (event.kind == SensorKind.FALL and event.value >= 1) or (
+            event.kind == SensorKind.BLOOD_GLUCOSE and event.value < GLUCOSE_LOW
+        ):
+            self._signal(event.citizen_id, event.occurred_at)
         scale = ctx.news2_scale if ctx is not None else 1
         sub = sensor_subscore(event.kind, event.value, scale)
         if sub is None:
             return
         red = sub == 3
+        if red:
+            self._signal(event.citizen_id, event.occurred_at)
         key = (event.citizen_id, event.kind.value)
         previous = self._last.get(key)
         self._last[key] = (event.occurred_at, red)
@@ -98,3 +112,6 @@ class News2Baseline:
         self.pages.append(
             ScoredPage(now, event.citizen_id, tier, (f"sensor.{event.kind.value}_single_3",))
         )
+
+    def _signal(self, citizen_id: str, at: datetime) -> None:
+        self.signals.setdefault(citizen_id, []).append(at)

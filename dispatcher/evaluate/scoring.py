@@ -84,9 +84,15 @@ class _EpisodeResult:
     label: Label
     minutes: float | None
     right_minutes: float | None
+    signal_minutes: float | None = None  # first abnormal measurement -> first page (>= 0)
+    signalled: bool = False
 
 
-def _episode_results(labels: Sequence[Label], pages: Sequence[ScoredPage]) -> list[_EpisodeResult]:
+def _episode_results(
+    labels: Sequence[Label],
+    pages: Sequence[ScoredPage],
+    signals: dict[str, list[datetime]] | None = None,
+) -> list[_EpisodeResult]:
     by_citizen: dict[str, list[ScoredPage]] = {}
     for p in sorted(pages, key=lambda p: p.at):
         by_citizen.setdefault(p.citizen_id, []).append(p)
@@ -104,7 +110,21 @@ def _episode_results(labels: Sequence[Label], pages: Sequence[ScoredPage]) -> li
             if right_tier(p.tier, label.tier):
                 right = (p.at - label.onset) / timedelta(minutes=1)
                 break
-        out.append(_EpisodeResult(label, minutes, right))
+        result = _EpisodeResult(label, minutes, right)
+        first_signal = min(
+            (
+                t
+                for t in (signals or {}).get(label.citizen_id, ())
+                if label.onset <= t <= label.harm_by
+            ),
+            default=None,
+        )
+        if first_signal is not None:
+            result.signalled = True
+            if minutes is not None:
+                paged_at = label.onset + timedelta(minutes=minutes)
+                result.signal_minutes = max(0.0, (paged_at - first_signal) / timedelta(minutes=1))
+        out.append(result)
     return out
 
 
@@ -115,8 +135,11 @@ def _true_positive(page: ScoredPage, windows: dict[str, list[Label]]) -> bool:
 def _detection(results: Sequence[_EpisodeResult]) -> dict[str, Any]:
     minutes = [r.minutes for r in results if r.minutes is not None]
     right = [r.right_minutes for r in results if r.right_minutes is not None]
+    from_signal = [r.signal_minutes for r in results if r.signal_minutes is not None]
     n = len(results)
     return {
+        "episodes_with_signal": sum(r.signalled for r in results),
+        "median_minutes_signal_to_page": _round(_median(from_signal)),
         "episodes": n,
         "detected": len(minutes),
         "sensitivity": round(len(minutes) / n, 4) if n else None,
@@ -133,9 +156,15 @@ def score(
     pages: Sequence[ScoredPage],
     days: float,
     extra: dict[str, Any] | None = None,
+    *,
+    signals: dict[str, list[datetime]] | None = None,
 ) -> dict[str, Any]:
-    """The report entry of one rule set (the issue's output shape, plus a few extra fields)."""
-    results = _episode_results(labels, pages)
+    """The report entry of one rule set (the issue's output shape, plus a few extra fields).
+
+    ``signals``: per citizen, when an abnormal measurement was taken; the first one inside an
+    episode's window starts the dispatcher's own delay (``median_minutes_signal_to_page``: to
+    the first page, 0 when a page came first)."""
+    results = _episode_results(labels, pages, signals)
     windows: dict[str, list[Label]] = {}
     for lb in labels:
         windows.setdefault(lb.citizen_id, []).append(lb)
@@ -153,6 +182,7 @@ def score(
         by_kind[kind] = _detection([r for r in results if r.label.kind == kind])
     continuous = [r for r in results if r.label.continuous]
     cont_minutes = [r.minutes for r in continuous if r.minutes is not None]
+    cont_signal = [r.signal_minutes for r in continuous if r.signal_minutes is not None]
     result: dict[str, Any] = {"name": name, **_detection(results)}
     result |= {
         "pages": len(pages),
@@ -162,6 +192,7 @@ def score(
         "continuous_episodes": len(continuous),
         "continuous_detected": len(cont_minutes),
         "median_minutes_to_page_continuous": _round(_median(cont_minutes)),
+        "median_minutes_signal_to_page_continuous": _round(_median(cont_signal)),
         "pages_by_tier": _count(p.tier for p in pages),
         "pages_by_kind": _count(p.kind for p in pages),
         "by_kind": by_kind,
@@ -209,6 +240,13 @@ SUMMARY_ROWS: tuple[tuple[str, str, bool], ...] = (
     ("median_minutes_to_right_tier", "median minutes to the right tier", False),
     ("continuous_episodes", "continuous-sensor episodes", False),
     ("median_minutes_to_page_continuous", "median minutes to page, continuous-sensor", False),
+    ("episodes_with_signal", "episodes with an abnormal measurement before harm", False),
+    ("median_minutes_signal_to_page", "median minutes first abnormal measurement -> page", False),
+    (
+        "median_minutes_signal_to_page_continuous",
+        "the same, continuous-sensor episodes",
+        False,
+    ),
     ("pages", "pages", False),
     ("citizen_days", "citizen-days", False),
     ("pages_per_100_citizen_days", "pages per 100 citizen-days", False),

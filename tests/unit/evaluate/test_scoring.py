@@ -86,3 +86,17 @@ def test_markdown_has_the_side_by_side_table() -> None:
     assert "| metric | default | news2_ge5 |" in text
     assert "| sensitivity | 50.0 % | 0.0 % |" in text
     assert "| pages per 100 citizen-days | 30 | 0 |" in text
+
+
+def test_minutes_from_the_first_abnormal_measurement() -> None:
+    signals = {
+        "cit-aaa": [_min(-50), _min(20), _min(25)],  # before onset: not this episode's
+        "cit-bbb": [_min(100)],
+        "cit-ccc": [_min(10)],  # hypoglycaemia signalled but never paged
+    }
+    r = score("x", LABELS, PAGES, 20.0, signals=signals)
+    assert r["episodes_with_signal"] == 3
+    assert r["median_minutes_signal_to_page"] == 5.5  # sepsis 30 - 20, fall 101 - 100
+    assert r["median_minutes_signal_to_page_continuous"] == 1.0
+    early = score("x", LABELS, PAGES, 20.0, signals={"cit-aaa": [_min(40)]})
+    assert early["median_minutes_signal_to_page"] == 0.0  # paged before the signal
