@@ -124,7 +124,8 @@ class TestCaseManagerSide:
         opened) is escalation_forged; a message reusing a real escalation id with other content
         is escalation_id_collision (the case manager skips it as a duplicate, so only the
         reconciler can see it); an escalation whose case_escalations row is gone (dropped on
-        the case-manager side) is escalation_not_at_case_manager."""
+        the case-manager side) is escalation_not_at_case_manager. A poison message the case
+        manager dead-lettered (found by its source offset) is no problem."""
         real = fetch(rstack, "SELECT escalation_id, citizen_id FROM escalations LIMIT 2")
         assert len(real) == 2, "the live-traffic test leaves escalations behind"
         forged = forged_escalation()
@@ -137,7 +138,9 @@ class TestCaseManagerSide:
                 producer.send(
                     ESCALATIONS, key=body["citizen_id"].encode(), value=json.dumps(body).encode()
                 )
+            poison = producer.send(ESCALATIONS, key=b"cit-poison", value=b"not an escalation")
             producer.flush(10)
+            where = poison.get(timeout=10)
         finally:
             producer.close(5)
         deadline = time.monotonic() + 30
@@ -147,6 +150,16 @@ class TestCaseManagerSide:
             forged["escalation_id"],
         ):
             assert time.monotonic() < deadline, "the case manager never took the forgery"
+            time.sleep(0.2)
+        while not fetch(
+            rstack,
+            "SELECT 1 FROM dead_letters WHERE source_topic = $1 AND source_partition = $2 "
+            "AND source_offset = $3",
+            ESCALATIONS,
+            where.partition,
+            where.offset,
+        ):
+            assert time.monotonic() < deadline, "the case manager never dead-lettered the poison"
             time.sleep(0.2)
         dropped = real[1]["escalation_id"]
         fetch(rstack, "DELETE FROM case_escalations WHERE escalation_id = $1", dropped)
@@ -162,4 +175,12 @@ class TestCaseManagerSide:
             if p["problem"] == "escalation_forged" and p["escalation_id"] == forged["escalation_id"]
         )
         assert forged_problem["handled"] is True
+        assert not [
+            p
+            for p in report.problems
+            if p.get("partition") == where.partition
+            and p.get("offset") == where.offset
+            and p["problem"] == "escalation_dropped"
+        ]
+        assert report.escalation_messages_dead_lettered >= 1
         assert not report.ok
