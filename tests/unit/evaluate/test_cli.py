@@ -101,3 +101,26 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     code = main(["evaluate", "run", "--events", str(events), "--labels", str(labels)])
     assert code == 2
     assert "e.ndjson:1: 'value' is missing" in capsys.readouterr().err
+
+
+def test_several_rule_sets_side_by_side(
+    cohort_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packaged = Path(__file__).resolve().parents[3] / "dispatcher/rules/rulesets/default.yaml"
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(packaged.read_text().replace("ruleset: default", "ruleset: stricter"))
+    args = [
+        "--events",
+        str(cohort_dir / "EVENTS.ndjson"),
+        "--labels",
+        str(cohort_dir / "LABELS.ndjson"),
+    ]
+    code = main(["evaluate", "run", *args, "--rules", str(packaged), str(stricter), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in report["rulesets"]]
+    assert names == ["default", "stricter", "news2_ge5"]
+    default, same = report["rulesets"][0], report["rulesets"][1]
+    assert {k: v for k, v in default.items() if k not in ("name", "ruleset")} == {
+        k: v for k, v in same.items() if k not in ("name", "ruleset")
+    }  # the same rules on the same cohort with the same staff seed: the same figures
