@@ -103,6 +103,14 @@ class Settings(BaseModel):
         description="Firings of one rule within this many minutes of the first of their burst "
         "are counted as one burst on the case ('3 x sensor.fall within 2 min').",
     )
+    # --- TEST-ONLY fault injection (tests/integration/test_reliability.py) ----------------
+    fault_exit_after_outbox_send: bool = Field(
+        default=False,
+        description="TEST ONLY, never in production: the worker exits at once "
+        "(os._exit(store.batches.FAULT_EXIT_CODE)) after the outbox relay has sent rows to "
+        "Kafka and before it marks them published - the at-least-once duplicate window, met "
+        "for real by the fault tests.",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

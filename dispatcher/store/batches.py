@@ -6,6 +6,7 @@ one (asyncpg) and ``InMemoryRepository`` in ``dispatcher.store.testing`` is its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,6 +115,16 @@ class Repository(Protocol):
         timer checks over them and store the plan atomically."""
 
 
+# The exit status of a worker stopped by the test-only fault hook (Settings.
+# fault_exit_after_outbox_send), so a test can tell it from any other death.
+FAULT_EXIT_CODE = 86
+
+
+def _fault_exit() -> None:
+    os.write(2, b"fault_exit_after_outbox_send: exiting between send and mark (test only)\n")
+    os._exit(FAULT_EXIT_CODE)
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -200,12 +211,18 @@ class PostgresRepository:
     """asyncpg implementation over the tables in ``migrations/``; one ``db.transaction`` per
     batch, scan and relay."""
 
-    def __init__(self, pool: db.Pool) -> None:
+    def __init__(self, pool: db.Pool, *, fault_exit_after_send: bool = False) -> None:
         self._pool = pool
+        self._fault_exit_after_send = fault_exit_after_send  # test only (Settings)
 
     @classmethod
-    async def connect(cls, dsn: str, min_size: int = 1, max_size: int = 5) -> PostgresRepository:
-        return cls(await db.create_pool(dsn, min_size=min_size, max_size=max_size))
+    async def connect(
+        cls, dsn: str, min_size: int = 1, max_size: int = 5, *, fault_exit_after_send: bool = False
+    ) -> PostgresRepository:
+        return cls(
+            await db.create_pool(dsn, min_size=min_size, max_size=max_size),
+            fault_exit_after_send=fault_exit_after_send,
+        )
 
     @property
     def pool(self) -> db.Pool:
@@ -336,6 +353,8 @@ class PostgresRepository:
             published, outcome = sort_results(
                 [r["id"] for r in rows], messages, await send(messages)
             )
+            if published and self._fault_exit_after_send:
+                _fault_exit()  # sent, not yet marked: a crash here re-sends them (at least once)
             if published:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",

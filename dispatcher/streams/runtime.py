@@ -95,7 +95,10 @@ def observe_dead_letter(metrics: DispatcherMetrics, letter: DeadLetter) -> None:
 async def build_runtime(settings: Settings, app: faust.App, metrics: DispatcherMetrics) -> Runtime:
     """Connect to PostgreSQL and build every collaborator, wired to each other, at once."""
     repo = await PostgresRepository.connect(
-        settings.dsn(), min_size=settings.worker_pool_min, max_size=settings.worker_pool_max
+        settings.dsn(),
+        min_size=settings.worker_pool_min,
+        max_size=settings.worker_pool_max,
+        fault_exit_after_send=settings.fault_exit_after_outbox_send,  # test only
     )
     processor = BatchProcessor(repo, FaustSender(app), metrics)
     cases = CaseManager(

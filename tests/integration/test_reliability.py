@@ -23,12 +23,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from dispatcher.config import Settings
-from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS
+from dispatcher.contract.topics import ESCALATIONS, INPUT_TOPICS, NURSE_OBSERVATIONS
 from dispatcher.devstack.stack import Stack, seed_roster_text
 from dispatcher.ops import reconcile
+from dispatcher.store.batches import FAULT_EXIT_CODE
+from tests import helpers
 from tests.integration.traffic import Load, LoadResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -332,6 +334,110 @@ class TestGracefulStop:
         assert {k: v for k, v in copies.items() if v > 1} == {}
 
 
+class TestDuplicateWindow:
+    def test_crash_between_send_and_mark_duplicates_and_cases_stay_single(
+        self, fault_stack: Stack
+    ) -> None:
+        """The test-only fault hook (DISPATCHER_FAULT_EXIT_AFTER_OUTBOX_SEND) kills the worker
+        after the relay sent an escalation to Kafka and before it marked the outbox row
+        published. The replacement re-sends it: the escalation is on the topic twice with one
+        escalation_id, and the case manager makes one case, one case_escalations row and one
+        page of it; the observation itself keeps one audit row."""
+        for w in fault_stack.workers:  # the faulty worker must be the one that relays
+            if w.alive():
+                w.stop(signal.SIGTERM)
+        settings = fault_stack.settings
+        fault_stack.settings = settings.model_copy(update={"fault_exit_after_outbox_send": True})
+        try:
+            faulty = fault_stack.start_worker(name="fault-after-send")
+        finally:
+            fault_stack.settings = settings
+        fault_stack.wait_healthy(faulty)
+        cid = helpers.citizen()
+        obs = helpers.deteriorating(cid)
+        producer = KafkaProducer(bootstrap_servers=fault_stack.bootstrap, acks="all")
+        try:
+            producer.send(NURSE_OBSERVATIONS, key=cid.encode(), value=json.dumps(obs).encode()).get(
+                timeout=30
+            )
+        finally:
+            producer.close(5)
+        faulty.process.wait(timeout=60)
+        assert faulty.stop() == FAULT_EXIT_CODE  # the hook fired, not some other death
+
+        async def escalation_state() -> tuple[str, int, int]:
+            conn = await asyncpg.connect(fault_stack.dsn)
+            try:
+                esc = await conn.fetchval(
+                    "SELECT escalation_id::text FROM escalations WHERE citizen_id = $1", cid
+                )
+                unmarked = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE topic = $1 AND published_at IS NULL "
+                    "AND convert_from(value, 'UTF8')::jsonb ->> 'citizen_id' = $2",
+                    ESCALATIONS,
+                    cid,
+                )
+                audits = await conn.fetchval(
+                    "SELECT count(*) FROM audit_log WHERE event_id = $1::uuid", obs["event_id"]
+                )
+                return str(esc), int(unmarked), int(audits)
+            finally:
+                await conn.close()
+
+        esc_id, unmarked, audits = asyncio.run(escalation_state())
+        assert (unmarked, audits) == (1, 1)  # decided and stored, sent, never marked
+
+        def copies() -> int:
+            return sum(
+                1
+                for m in reconcile.read_topics(fault_stack.bootstrap, [ESCALATIONS])
+                if json.loads(m.value or b"{}").get("escalation_id") == esc_id
+            )
+
+        assert copies() == 1  # the send itself completed before the exit
+        replacement = fault_stack.start_worker()
+        fault_stack.wait_healthy(replacement)
+        deadline = time.monotonic() + 60
+        while copies() < 2 and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert copies() == 2  # the duplicate window was met for real: same id, twice
+
+        async def downstream() -> tuple[int, int, int, int, int]:
+            conn = await asyncpg.connect(fault_stack.dsn)
+            try:
+                deadline = time.monotonic() + 30
+                while True:
+                    row = await conn.fetchrow(
+                        """SELECT
+                          (SELECT count(*) FROM cases WHERE citizen_id = $1),
+                          (SELECT count(*) FROM case_escalations WHERE escalation_id = $2::uuid),
+                          (SELECT count(*) FROM outbox WHERE topic LIKE 'acute.pages.%'
+                             AND convert_from(value, 'UTF8')::jsonb ->> 'citizen_id' = $1),
+                          (SELECT count(*) FROM outbox WHERE topic = $4 AND published_at IS NULL
+                             AND convert_from(value, 'UTF8')::jsonb ->> 'citizen_id' = $1),
+                          (SELECT count(*) FROM audit_log WHERE event_id = $3::uuid)""",
+                        cid,
+                        esc_id,
+                        obs["event_id"],
+                        ESCALATIONS,
+                    )
+                    assert row is not None
+                    got = tuple(int(v) for v in row)
+                    if got[2] >= 1 or time.monotonic() > deadline:
+                        return got  # type: ignore[return-value]
+                    await asyncio.sleep(0.5)
+            finally:
+                await conn.close()
+
+        asyncio.run(downstream())
+        time.sleep(3.0)  # both copies reach the case manager; a second case would show now
+        cases, applied, pages, unmarked, audits = asyncio.run(downstream())
+        assert (cases, applied, pages, unmarked, audits) == (1, 1, 1, 0, 1)
+        report = reconcile_until_ok(fault_stack, timeout_s=60.0)
+        assert report.problems == []
+        assert report.escalation_copies_on_topic >= 1
+
+
 class TestRebalance:
     def test_worker_joining_and_leaving_keeps_order_and_loses_nothing(
         self, fault_stack: Stack
@@ -343,14 +449,19 @@ class TestRebalance:
         leave a group without a leader when the leader leaves during a join; Apache Kafka does
         not. See the README's broker notes.)"""
         first = live_worker(fault_stack)
-        load = Load(fault_stack.bootstrap, count=1800, rate=150, seed=13)
+        stop = threading.Event()  # the load runs until both hand-overs are done (any CPU speed)
+        load = Load(fault_stack.bootstrap, count=9000, rate=150, seed=13, stop=stop)
         load.start()
-        time.sleep(1.0)
-        second = fault_stack.start_worker(name="joining-worker")
-        fault_stack.wait_healthy(second)
-        assert load.is_alive(), "the load ended before the rebalance: not mid-stream"
-        first.stop(signal.SIGTERM)
-        load.join()
+        try:
+            time.sleep(1.0)
+            second = fault_stack.start_worker(name="joining-worker")
+            fault_stack.wait_healthy(second)
+            assert load.is_alive(), "the load ended before the rebalance: not mid-stream"
+            first.stop(signal.SIGTERM)
+            time.sleep(2.0)
+        finally:
+            stop.set()
+            load.join()
         assert load.error is None
         fault_stack.wait_healthy(second)
         assert_nothing_lost(fault_stack, load.result)
