@@ -73,6 +73,11 @@ evaluate: $(STAMP) ## clinical evaluation on a simulated cohort (~3 min): evalua
 	echo "make evaluate: $$(( $$(date +%s) - start )) s (report: $(EVAL_DIR)/report.md, docs/evaluation.md)"
 .PHONY: evaluate
 
+mutation: $(STAMP) ## mutation testing of the pure core (~15 min on 2 cores; not in make test): docs/testing.md
+	@start=$$(date +%s); $(BIN)/python -m tests.mutation --show-survivors $(MUTATION_ARGS); rc=$$?; \
+	echo "make mutation: $$(( $$(date +%s) - start )) s"; exit $$rc
+.PHONY: mutation
+
 clean: ## remove the virtualenv and the embedded stack's state
 	rm -rf $(VENV) .dispatcher
 
