@@ -254,8 +254,56 @@ SUMMARY_ROWS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
+TARGET_SENSITIVITY = 0.95
+TARGET_CONTINUOUS_MINUTES = 15.0
+
+
+def targets(report: dict[str, Any], baseline: str = "news2_ge5") -> list[str]:
+    """Issue 14's targets for the first rule set, against the baseline: a Markdown table."""
+    sets = report["rulesets"]
+    base = next((s for s in sets if s["name"] == baseline), None)
+    first = next((s for s in sets if s["name"] != baseline), None)
+    if first is None:
+        return []
+
+    def verdict(ok: bool | None) -> str:
+        return "-" if ok is None else "met" if ok else "**not met**"
+
+    sens = first.get("sensitivity")
+    burden = first.get("pages_per_100_citizen_days")
+    base_burden = base.get("pages_per_100_citizen_days") if base else None
+    cont = first.get("median_minutes_to_page_continuous")
+    rows = [
+        (
+            f"sensitivity >= {100 * TARGET_SENSITIVITY:g} % before harm",
+            _fmt(sens, True),
+            verdict(None if sens is None else sens >= TARGET_SENSITIVITY),
+        ),
+        (
+            f"pages per 100 citizen-days <= {baseline}'s ({_fmt(base_burden)})",
+            _fmt(burden),
+            verdict(None if burden is None or base_burden is None else burden <= base_burden),
+        ),
+        (
+            f"median minutes onset -> first page <= {TARGET_CONTINUOUS_MINUTES:g}, "
+            "continuous-sensor episodes",
+            _fmt(cont),
+            verdict(None if cont is None else cont <= TARGET_CONTINUOUS_MINUTES),
+        ),
+    ]
+    lines = [
+        f"## Targets (issue 14): {first['name']}",
+        "",
+        f"| target | {first['name']} | result |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {t} | {v} | {r} |" for t, v, r in rows]
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The readable report: summary side by side, then per episode kind and per rule."""
+    """The readable report: summary side by side, the targets, then per episode kind and per
+    rule."""
     sets = report["rulesets"]
     names = [s["name"] for s in sets]
     lines = ["# Evaluation", ""]
@@ -264,7 +312,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, title, pct in SUMMARY_ROWS:
         lines.append(f"| {title} | " + " | ".join(_fmt(s.get(key), pct) for s in sets) + " |")
-    lines += ["", "## By episode kind (detected / episodes, median minutes to page)", ""]
+    lines += ["", *targets(report)]
+    lines += ["## By episode kind (detected / episodes, median minutes to page)", ""]
     kinds = sorted({k for s in sets for k in s["by_kind"]})
     lines += ["| kind | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for kind in kinds:

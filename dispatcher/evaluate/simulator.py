@@ -40,6 +40,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
+
 from dispatcher.cases import lifecycle
 from dispatcher.cases.lifecycle import (
     Case,
@@ -243,11 +245,16 @@ class Simulator:
     def deliver(
         self, topic: str, value: bytes, arrived_at: datetime, key: bytes | None = None
     ) -> BatchPlan:
-        """One consumed message: decode, plan against the stored state, store, relay."""
+        """One consumed message: decode, plan against the stored state, store, relay.
+
+        ``key`` defaults to the body's ``citizen_id``, as a publisher keys it (a null or other
+        key is a dead letter, issue 11 item 5)."""
         self.advance(arrived_at)
         assert self.now is not None
         now = self.now
         self._offset += 1
+        if key is None:
+            key = _citizen_key(value)
         msg = Incoming(topic, 0, self._offset, key, value)
         accepted, dead = decode_batch([msg], now)
         ids = [a.event.event_id for a in accepted]
@@ -492,3 +499,13 @@ class Simulator:
         decision = resolve(case, answer.actor, answer.outcome, now)
         self.log.resolved += 1
         self._apply(decision, now, None)
+
+
+def _citizen_key(value: bytes) -> bytes | None:
+    """The Kafka key a publisher sends with ``value``: its ``citizen_id``, when it has one."""
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    cid = body.get("citizen_id") if isinstance(body, dict) else None
+    return cid.encode() if isinstance(cid, str) else None

@@ -100,3 +100,14 @@ def test_minutes_from_the_first_abnormal_measurement() -> None:
     assert r["median_minutes_signal_to_page_continuous"] == 1.0
     early = score("x", LABELS, PAGES, 20.0, signals={"cit-aaa": [_min(40)]})
     assert early["median_minutes_signal_to_page"] == 0.0  # paged before the signal
+
+
+def test_targets_table() -> None:
+    good = score("default", LABELS[2:3], PAGES[4:5], 20.0)  # the fall: 1/1, 1 min, continuous
+    base = score("news2_ge5", LABELS[2:3], PAGES, 20.0)
+    text = markdown({"rulesets": [good, base]})
+    assert "| sensitivity >= 95 % before harm | 100.0 % | met |" in text
+    assert "| pages per 100 citizen-days <= news2_ge5's (30) | 5 | met |" in text
+    assert "continuous-sensor episodes | 1 | met |" in text
+    bad = markdown({"rulesets": [score("default", LABELS, PAGES, 20.0), base]})
+    assert "| sensitivity >= 95 % before harm | 50.0 % | **not met** |" in bad
