@@ -12,15 +12,17 @@ shell (what runs in production)                 here
                                                 the store would read; the plan "stored" in
                                                 dicts; escalations relayed at once
 ``BatchProcessor.check_silent_sensors``         ``Simulator._silence_scan`` every
-(timer ``sensor_silence_scan_s``, 60 s)         ``silence_scan_s``: contexts silent since
-                                                ``now - min(silent_hours)``, then
+(timer ``sensor_silence_scan_s``, 60 s)         ``silence_scan_s``: contexts silent for the
+                                                rule's shortest limit, then
                                                 ``silence_candidates`` + ``plan_silence_checks``
 ``cases/manager.py: CaseManager._apply``        ``Simulator._on_escalation``: duplicate id?,
 (``_situation``, ``_decide``, ``_route``,       open case, silences, roster, context, staff
 ``_store_decision``)                            load, next page seq, ``lifecycle.on_escalation``
                                                 with the same ``route_for`` and ``meta``
 ``CaseManager.scan_deadlines`` (timer           ``Simulator._deadline``: ``on_ack_timeout`` at
-``deadline_scan_s``, 1 s)                       the case's deadline (the shell: up to 1 s later)
+``deadline_scan_s``, 1 s)                       the case's deadline (the shell: up to 1 s
+                                                later); ``Simulator._stale``: ``on_stale_ack``
+                                                when an acknowledgement goes stale
 ``api/cases.py`` ack / resolve                  ``Simulator._ack`` / ``_resolve``:
                                                 ``lifecycle.acknowledge`` / ``resolve``, when
                                                 the simulated staff (``staff.py``) answer
