@@ -122,6 +122,17 @@ def publish(producer: KafkaProducer) -> Publish:
     return _publish
 
 
+def _json_object(raw: bytes | None) -> dict[str, Any]:
+    """A record's JSON object; ``{}`` (skipped by the reader) for anything else. Anyone can
+    write to a topic (the poison tests put garbage on acute.escalations), and a reader must not
+    trip over it."""
+    try:
+        value = json.loads(raw or b"")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 class TopicReader:
     """Reads a topic from the beginning with manual assignment (no group join delay)."""
 
@@ -134,7 +145,7 @@ class TopicReader:
 
     def poll(self) -> None:
         for records in self.consumer.poll(timeout_ms=200).values():
-            self.seen.extend(json.loads(r.value) for r in records)
+            self.seen.extend(obj for r in records if (obj := _json_object(r.value)))
 
     def wait_for(
         self, match: Callable[[dict[str, Any]], bool], count: int = 1, timeout_s: float = 30.0

@@ -65,7 +65,8 @@ def _poison_batch() -> tuple[list[bytes], dict[str, Any], dict[str, Any]]:
         json.dumps(first).encode(),
         json.dumps(nul).encode(),
         f"garbage {marker}".encode(),
-        json.dumps({"marker": marker, "not": "an escalation"}).encode(),
+        # citizen_id included: other tests' readers of the topic filter on it.
+        json.dumps({"citizen_id": helpers.citizen(), "marker": marker}).encode(),
         json.dumps(last).encode(),
     ]
     return values, first, last
