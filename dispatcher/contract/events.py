@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,13 +37,13 @@ from dispatcher.contract.vocab import CPR_PATTERN, DeadLetterCategory, RiskBand,
 
 SCHEMA_VERSION = 1
 
-_PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$")
+_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{2,63}")
 
 
 def _pseudonymous(value: str) -> str:
     if CPR_PATTERN.search(value):
         raise ValueError("looks like a CPR number; only pseudonymous ids are accepted")
-    if not _PSEUDONYM.match(value):
+    if not _PSEUDONYM.fullmatch(value):  # whole: "cit-1\n" is not "cit-1" (issue 11 item 5)
         raise ValueError(
             "must be 3-64 characters of letters, digits and . _ : - (a pseudonymous id)"
         )
@@ -98,7 +99,46 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+# No coercion on input (issue 11 item 5): pydantic's lax mode would read "88" and true as the
+# number 88 and 1.0, "yes" and 1 as true, and 1700000000 or "1700000000" as a timestamp. The
+# input models' fields are strict instead: a number is a JSON number (an integer or a decimal),
+# a boolean is true or false, a timestamp is an RFC 3339 string with a UTC offset, an event id
+# is a UUID in its canonical 8-4-4-4-12 form. (Python datetime and UUID objects are accepted
+# too, for callers that build events in code.)
+FiniteFloat = Annotated[float, Strict(), AfterValidator(_finite)]
+StrictBool = Annotated[bool, Strict()]
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_CANONICAL_UUID = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError(
+        "must be an RFC 3339 timestamp string with a UTC offset, e.g. "
+        "2026-11-21T08:30:00+01:00 (a number is not a timestamp)"
+    )
+
+
+def _canonical_uuid(value: Any) -> Any:
+    if isinstance(value, UUID) or (isinstance(value, str) and _CANONICAL_UUID.fullmatch(value)):
+        return value
+    raise ValueError("must be a UUID string in its canonical form, 8-4-4-4-12 hex digits")
+
+
+def _exactly_one(value: Any) -> Any:
+    if type(value) is not int:  # true and 1.0 are not the version 1
+        raise ValueError("must be the integer 1")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+EventId = Annotated[UUID, BeforeValidator(_canonical_uuid)]
 
 
 class _Model(BaseModel):
@@ -117,9 +157,11 @@ class FieldError(_Model):
 class EventEnvelope(_Model):
     """Fields every input event carries."""
 
-    event_id: UUID = Field(description="Unique id of this event; duplicates are ignored.")
-    schema_version: Literal[1] = Field(description="Version of this contract; 1 for now.")
-    occurred_at: AwareDatetime = Field(description="When it happened, RFC 3339 with a UTC offset.")
+    event_id: EventId = Field(description="Unique id of this event; duplicates are ignored.")
+    schema_version: Annotated[Literal[1], BeforeValidator(_exactly_one)] = Field(
+        description="Version of this contract; 1 for now."
+    )
+    occurred_at: Timestamp = Field(description="When it happened, RFC 3339 with a UTC offset.")
     source: ShortText = Field(description="Publishing system, e.g. 'rh-sp' or 'kmd-nexus'.")
     citizen_id: PseudonymousId
 
@@ -139,14 +181,14 @@ class FollowUp(_Model):
     """A follow-up need agreed at discharge."""
 
     action: ShortText = Field(examples=["home visit by acute team"])
-    due_by: AwareDatetime | None = None
+    due_by: Timestamp | None = None
     responsible: ShortText | None = Field(default=None, examples=["municipal acute team"])
 
 
 class DischargeEvent(EventEnvelope):
     """Topic ``hospital.discharges``: a citizen was sent home from hospital."""
 
-    discharged_at: AwareDatetime
+    discharged_at: Timestamp
     hospital: ShortText
     department: ShortText
     municipality: ShortText
@@ -248,7 +290,8 @@ def _not_a_flag(value: Any) -> Any:
 # A measured value as a device sends it: any finite number, decimals included (SpO2 88.5,
 # temperature 37.85). The rules round it to the chart's resolution before banding
 # (dispatcher.rules.news2.CHART_RESOLUTION); the value as measured is kept here.
-Measurement = Annotated[float, BeforeValidator(_not_a_flag), AfterValidator(_finite)]
+# Strict (issue 11 item 5): "88" is not a number either - dropped with its reason like "high".
+Measurement = Annotated[float, BeforeValidator(_not_a_flag), Strict(), AfterValidator(_finite)]
 
 # Fields of a nurse observation that are dropped, with their reason, when their value cannot be
 # used (wrong type, not finite, not an ACVPU letter): the rest of the observation is still
@@ -280,7 +323,7 @@ class NurseObservation(EventEnvelope):
         default=None,
         description="Peripheral oxygen saturation, % (decimals accepted; scored rounded).",
     )
-    on_oxygen: bool | None = Field(default=None, description="Receiving supplemental oxygen.")
+    on_oxygen: StrictBool | None = Field(default=None, description="Receiving supplemental oxygen.")
     systolic_bp: Measurement | None = Field(
         default=None, description="Systolic blood pressure, mmHg (decimals accepted)."
     )
@@ -291,7 +334,9 @@ class NurseObservation(EventEnvelope):
         default=None, description="ACVPU: Alert, new Confusion, Voice, Pain, Unresponsive."
     )
     temperature: Measurement | None = Field(default=None, description="Body temperature, °C.")
-    worried: bool = Field(default=False, description="The nurse is worried about the citizen.")
+    worried: StrictBool = Field(
+        default=False, description="The nurse is worried about the citizen."
+    )
     note: str | None = Field(
         default=None,
         max_length=2000,

@@ -8,6 +8,7 @@ dead-letter topic.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +115,16 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
     if not isinstance(obj, dict):
         return _malformed(f"must be a JSON object, not {type(obj).__name__}")
     event_id = _event_id_of(obj)
+    repeated = duplicate_key(raw, obj)
+    if repeated is not None:
+        return Rejected(
+            _err(
+                repeated,
+                "duplicate key: the JSON object names it more than once (which value was "
+                "meant is unknown; orjson would silently keep the last)",
+            ),
+            None if repeated == "event_id" else event_id,
+        )
     version = obj.get("schema_version")
     if isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS:
         return Rejected(
@@ -138,6 +149,65 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
     if time_errors:
         return Rejected(time_errors, event_id)
     return Decoded(event)
+
+
+# The dead-letter field of a Kafka key that is not the body's citizen_id.
+MESSAGE_KEY = "$key"
+
+
+def key_errors(key: bytes | None, event: InputEvent) -> list[FieldError]:
+    """The Kafka key must be the body's ``citizen_id``, byte for byte (UTF-8): the topics are
+    partitioned by it, so one worker owns each citizen and decides their events together. A
+    null or different key would put the citizen's events on another partition, decided by
+    another worker, out of order (issue 11 item 5). The reason never repeats either value."""
+    if key is None:
+        return _err(MESSAGE_KEY, "the Kafka key is null; it must be the body's citizen_id")
+    if key != event.citizen_id.encode():
+        return _err(
+            MESSAGE_KEY, "the Kafka key differs from the body's citizen_id; it must equal it"
+        )
+    return []
+
+
+def _colons_in(obj: dict[str, Any]) -> int:
+    """The ``:`` a JSON text of ``obj`` holds without escapes: one per member, plus those inside
+    keys and strings. orjson writes no ``\\u`` escape for ``:`` and no whitespace, so it is
+    the count in orjson's own serialisation (about a microsecond)."""
+    try:
+        return orjson.dumps(obj).count(b":")
+    except orjson.JSONEncodeError:  # pragma: no cover - what orjson read it can write
+        return -1
+
+
+def _first_repeated_key(raw: bytes) -> str | None:
+    repeated: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if not repeated and len(set(keys)) < len(keys):
+            repeated.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):  # orjson read it; nothing better to report
+        return None
+    return repeated[0] if repeated else None
+
+
+def duplicate_key(raw: bytes, obj: dict[str, Any]) -> str | None:
+    """A key that one JSON object of ``raw`` names twice, or None (issue 11 item 5).
+
+    orjson keeps the last of repeated keys silently (``{"spo2": 97, "spo2": 80}`` reads as
+    80). The hot path stays cheap: without ``\\u`` escapes, every ``:`` in the bytes is either
+    one member's separator or a character of a key or string, so the bytes hold exactly
+    ``_colons_in(obj)`` colons unless a member was lost to a repeated key. Only when the counts
+    differ (or escapes make them incomparable) is the text parsed again, with the standard
+    library and a pairs hook, to name the key.
+    """
+    if b"\\u" not in raw and raw.count(b":") == _colons_in(obj):
+        return None
+    return _first_repeated_key(raw)
 
 
 def _bounded(

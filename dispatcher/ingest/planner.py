@@ -44,7 +44,7 @@ from dispatcher.contract.vocab import (
     WHOLE_MESSAGE,
     DeadLetterCategory,
 )
-from dispatcher.ingest.decoding import Decoded, decode, past_max_age
+from dispatcher.ingest.decoding import Decoded, decode, key_errors, past_max_age
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.escalation import ESCALATION_NAMESPACE, build_escalation, case_id_for
@@ -252,7 +252,15 @@ def decode_batch(
     for msg in messages:
         result = decode(msg.topic, msg.value, now)
         if isinstance(result, Decoded):
-            accepted.append(Accepted(msg, result.event))
+            wrong_key = key_errors(msg.key, result.event)  # key == citizen_id (issue 11 item 5)
+            if wrong_key:
+                dead.append(
+                    make_dead_letter(
+                        msg, wrong_key, now, result.event.event_id, DeadLetterCategory.VALIDATION
+                    )
+                )
+            else:
+                accepted.append(Accepted(msg, result.event))
         else:
             dead.append(make_dead_letter(msg, result.errors, now, result.event_id, result.category))
     return accepted, dead

@@ -27,7 +27,9 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 def _msg(body: dict[str, Any] | bytes, offset: int) -> Incoming:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Incoming(NURSE_OBSERVATIONS, 0, offset, b"k", raw)
+    obj = json.loads(raw) if isinstance(body, bytes) else body
+    key = str(obj["citizen_id"]).encode()  # as published: keyed by the citizen
+    return Incoming(NURSE_OBSERVATIONS, 0, offset, key, raw)
 
 
 def _accept(*msgs: Incoming) -> list[Accepted]:

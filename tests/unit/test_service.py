@@ -41,7 +41,8 @@ def incoming(
     body: dict[str, object] | bytes, offset: int, topic: str = NURSE_OBSERVATIONS
 ) -> Incoming:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Incoming(topic, 0, offset, b"k", raw)
+    key = str(body["citizen_id"]).encode() if isinstance(body, dict) else b"k"  # as published
+    return Incoming(topic, 0, offset, key, raw)
 
 
 def processor(repo: InMemoryRepository, out: Outbox) -> BatchProcessor:
@@ -152,7 +153,7 @@ class TestSilentSensorTimer:
                     SENSOR_READINGS,
                     0,
                     2,
-                    b"k",
+                    cid.encode(),
                     json.dumps(helpers.sensor(cid, "spo2", 95, "%", NOW)).encode(),
                 ),
             ]
@@ -175,7 +176,7 @@ class TestSilentSensorTimer:
                     SENSOR_READINGS,
                     0,
                     3,
-                    b"k",
+                    cid.encode(),
                     json.dumps(
                         helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(hours=38))
                     ).encode(),

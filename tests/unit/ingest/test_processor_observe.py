@@ -26,7 +26,8 @@ def _value(metrics: DispatcherMetrics, name: str, **labels: str) -> float:
 
 def _msg(topic: str, body: dict[str, Any] | bytes, offset: int) -> Incoming:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Incoming(topic, 0, offset, b"k", raw)
+    key = str(body["citizen_id"]).encode() if isinstance(body, dict) else b"k"  # as published
+    return Incoming(topic, 0, offset, key, raw)
 
 
 def _batch() -> list[Incoming]:

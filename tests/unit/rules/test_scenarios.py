@@ -59,6 +59,11 @@ def _raw(ev: InputEvent | dict[str, Any]) -> bytes:
     return ev.model_dump_json().encode()
 
 
+def _key(ev: InputEvent | dict[str, Any]) -> bytes:
+    """The Kafka key a publisher sends: the citizen id (issue 11 item 5)."""
+    return str(ev["citizen_id"] if isinstance(ev, dict) else ev.citizen_id).encode()
+
+
 def _topic(ev: InputEvent | dict[str, Any]) -> str:
     obj = ev if isinstance(ev, dict) else json.loads(_raw(ev))
     if "discharged_at" in obj:
@@ -452,7 +457,7 @@ SCENARIOS: list[Scenario] = [
 def _plan(s: Scenario) -> list[dict[str, Any]]:
     rs = parse_ruleset(s.rules_yaml) if s.rules_yaml else default_ruleset()
     messages = [
-        Incoming(_topic(ev), 0, offset, b"k", _raw(ev)) for offset, ev in enumerate(s.events)
+        Incoming(_topic(ev), 0, offset, _key(ev), _raw(ev)) for offset, ev in enumerate(s.events)
     ]
     accepted, dead = decode_batch(messages, NOW)
     assert not dead, [d.errors for d in dead]
