@@ -139,7 +139,11 @@ class Assessment(BaseModel):
     suppressed: list[Reason] = Field(
         default_factory=list, description="Rules that matched a stale event: never paged."
     )
-    stale: bool = Field(default=False, description="Older than the newest event of its kind.")
+    stale: bool = Field(
+        default=False,
+        description="Never paged: a sensor reading older than the newest of its kind, or any "
+        "event past its topic's maximum age (dispatcher.ingest.planner.decide).",
+    )
     treatment_limitations: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
