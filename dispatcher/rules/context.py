@@ -12,6 +12,9 @@ Memory is bounded by construction (target: well under 5 KB serialized per citize
   weights no older than ``history.weight_days``, ``history.news2_entries`` NEWS2 totals;
 * at most ``MAX_DIAGNOSES`` diagnoses and ``MAX_FLAGS`` flags (conditions are derived from all
   diagnoses first, and flags the rules act on are always kept);
+* at most ``recent.KEEP`` (3) recent nurse observations of the last 24 h, kept so a late
+  discharge can re-assess them (``dispatcher.rules.recent``, issue 11 item 4): about 600 bytes,
+  at most 0.9 KB, which takes the contrived all-fields-maximal context past 5 KB;
 * timestamps are stored in UTC.
 
 Ordering: a reading older than the newest one of its kind never moves the "latest" view
