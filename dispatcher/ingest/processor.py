@@ -19,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -88,13 +88,13 @@ class BatchProcessor:
 
     async def check_silent_sensors(self, limit: int = 5000) -> StoredBatch | None:
         """Timer: escalate high-risk citizens whose sensors went silent (once per episode)."""
-        hours = [
-            r.silent_hours for r in self._ruleset.enabled() if isinstance(r, SensorSilenceRule)
-        ]
-        if not hours:
+        limits = [r.shortest() for r in self._ruleset.enabled() if isinstance(r, SensorSilenceRule)]
+        if not limits:
             return None
         now = self._clock()
-        since = now - timedelta(hours=min(hours))
+        # Any kind may be silent once the newest reading of all is older than the shortest
+        # limit (a continuous device's minutes); the rules then judge each kind on its own.
+        since = now - min(limits)
         ruleset = self._ruleset
 
         def planner(
