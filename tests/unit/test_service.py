@@ -187,6 +187,38 @@ class TestSilentSensorTimer:
         await p.check_silent_sensors()
         assert [m.topic for m in out.sent] == [ESCALATIONS, ESCALATIONS]
 
+    async def test_a_silent_continuous_oximeter_is_found_within_minutes(self) -> None:
+        """The scan looks back only as far as the shortest silence limit: a continuous
+        oximeter silent for 20 minutes (limit 15) escalates, though no spot-check limit
+        (36 h) has passed."""
+        repo, out = InMemoryRepository(), Outbox()
+        clock = [NOW]
+        p = BatchProcessor(
+            repo,
+            out.send,
+            DispatcherMetrics(),
+            clock=lambda: clock[0],
+            retry=RetryPolicy(first_delay_s=0.0, max_delay_s=0.0),
+        )
+        cid = "cit-silent02"
+        readings = [
+            helpers.sensor(cid, "spo2", 95, "%", NOW + timedelta(seconds=s)) for s in (0, 1)
+        ]
+        await p.handle(
+            [incoming(helpers.discharge(cid, NOW - timedelta(hours=1)), 1, DISCHARGES)]
+            + [
+                Incoming(SENSOR_READINGS, 0, 2 + i, cid.encode(), json.dumps(r).encode())
+                for i, r in enumerate(readings)
+            ]
+        )
+        clock[0] = NOW + timedelta(minutes=10)
+        await p.check_silent_sensors()
+        assert out.sent == []
+        clock[0] = NOW + timedelta(minutes=20)
+        await p.check_silent_sensors()
+        assert [m.topic for m in out.sent] == [ESCALATIONS]
+        assert [r["rule_id"] for r in json.loads(out.sent[0].value)["reasons"]] == ["sensor.silent"]
+
 
 class TestDeadLetterReplay:
     async def test_replayed_bad_message_is_not_dead_lettered_twice(self) -> None:
