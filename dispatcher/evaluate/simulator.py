@@ -44,14 +44,15 @@ from uuid import UUID
 
 import orjson
 
-from dispatcher.cases import lifecycle
 from dispatcher.cases.lifecycle import (
+    DEFAULT_ACK_POLICY,
     Case,
     CaseDecision,
     Silence,
     acknowledge,
     on_ack_timeout,
     on_escalation,
+    on_stale_ack,
     resolve,
 )
 from dispatcher.cases.pages import Page
@@ -70,25 +71,6 @@ from dispatcher.routing.roster import Roster
 from dispatcher.routing.router import RouteDecision, RouteRequest, Target, route
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import RuleSet, SensorSilenceRule, default_ruleset
-
-
-def _shortest(rule: SensorSilenceRule) -> timedelta:
-    """The rule's shortest silence limit, as ``BatchProcessor.check_silent_sensors`` takes it
-    (``rule.shortest()`` where the rule has per-kind limits, else ``silent_hours``)."""
-    shortest = getattr(rule, "shortest", None)
-    if callable(shortest):
-        limit = shortest()
-        assert isinstance(limit, timedelta)
-        return limit
-    return timedelta(hours=rule.silent_hours)
-
-
-# ``lifecycle.on_stale_ack`` and ``AckPolicy`` (issue 13: an acknowledgement goes stale) where the
-# lifecycle has them; the simulator runs without them too.
-_ON_STALE_ACK: Any = getattr(lifecycle, "on_stale_ack", None)
-_STALE_AFTER: timedelta | None = getattr(
-    getattr(lifecycle, "DEFAULT_ACK_POLICY", None), "stale_after", None
-)
 
 # The shell's timer periods (``config.Settings`` defaults).
 SILENCE_SCAN_S = 60.0
@@ -185,7 +167,7 @@ class Simulator:
         self.now: datetime | None = None
         self._timers: list[tuple[datetime, str, int, str, Any]] = []
         self._timer_seq = 0
-        limits = [_shortest(r) for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)]
+        limits = [r.shortest() for r in self.ruleset.enabled() if isinstance(r, SensorSilenceRule)]
         self._silent_after = min(limits) if limits else None
         self._scan_every = timedelta(seconds=silence_scan_s)
         self._next_scan: datetime | None = None
@@ -319,19 +301,13 @@ class Simulator:
             if ctx.weights:
                 kinds.append(SensorKind.WEIGHT)
             for rule in self._silence_rules:
-                limit_of = getattr(rule, "limit", None)
                 for kind in kinds:
                     sample = ctx.latest(kind)
                     if sample is None:
                         continue
                     summary = ctx.sensor_summaries.get(kind.value)
                     profile = summary.profile if summary is not None else DeviceProfile.SPOT_CHECK
-                    limit = (
-                        limit_of(kind, profile)
-                        if callable(limit_of)
-                        else timedelta(hours=rule.silent_hours)
-                    )
-                    out.append(sample.at + limit)
+                    out.append(sample.at + rule.limit(kind, profile))
                 if ctx.last_sensor_at is not None:
                     out.append(ctx.last_sensor_at + timedelta(hours=rule.silent_hours))
             if ctx.discharged_at is not None:
@@ -412,13 +388,12 @@ class Simulator:
         """Store a decision (save_case, emit_page) and hand its page to the staff."""
         if self._keep_decisions:
             self.log.decisions.append(decision)
-        superseded = getattr(decision, "superseded", None)
-        if isinstance(superseded, Case):  # saved first: one current case per citizen
-            self._save(superseded, current=False)
+        if decision.superseded is not None:  # saved first: one current case per citizen
+            self._save(decision.superseded, current=False)
         case = decision.case
         if case is None:
             return
-        self._save(case, current=getattr(case, "superseded_by", None) is None)
+        self._save(case, current=case.superseded_by is None)
         page = decision.page
         if page is None:
             return
@@ -480,15 +455,14 @@ class Simulator:
         self.log.acknowledged += 1
         self._apply(decision, now, None)
         self._at(now + answer.resolve_after, "resolve", (case_id, answer))
-        if _STALE_AFTER is not None:
-            self._at(now + _STALE_AFTER, "stale", case_id)
+        self._at(now + DEFAULT_ACK_POLICY.stale_after, "stale", case_id)
 
     def _stale(self, case_id: UUID, now: datetime) -> None:
         """CaseManager._ask_stale_acks for one case: ``on_stale_ack`` (None when not due)."""
         case = self.cases.get(case_id)
-        if case is None or _ON_STALE_ACK is None:
+        if case is None:
             return
-        decision = _ON_STALE_ACK(case, now, self._paged.get(case_id, 0) + 1)
+        decision = on_stale_ack(case, now, self._paged.get(case_id, 0) + 1)
         if decision is not None:
             self._apply(decision, now, None)
 
