@@ -10,9 +10,17 @@ from uuid import uuid4
 
 import pytest
 
-from dispatcher.cases.lifecycle import AckPolicy, Silence, _span, at_last_rung
+from dispatcher.cases.lifecycle import AckPolicy, Silence, _span, at_last_rung, on_escalation
 from dispatcher.config import Settings
-from tests.unit.test_lifecycle import DOCTOR, FALLBACK, NOW, NURSE, opened
+from tests.unit.test_lifecycle import (
+    DOCTOR,
+    FALLBACK,
+    NOW,
+    NURSE,
+    escalation,
+    opened,
+    route_for,
+)
 
 
 class TestChainPosition:
@@ -90,3 +98,17 @@ def test_the_policy_defaults_are_the_settings_defaults() -> None:
 )
 def test_page_durations_read_in_minutes_below_two_hours(span: timedelta, text: str) -> None:
     assert _span(span) == text
+
+
+def test_a_severity_raise_starts_the_new_chain_at_its_first_rung_with_a_fresh_deadline() -> None:
+    """A high case already moved on a rung, then a critical escalation: the case restarts at
+    rung 0 of the critical chain with the critical deadline from now (5 min), not earlier."""
+    case = replace(opened("high"), level=1)
+    later = NOW + timedelta(minutes=20)
+    d = on_escalation(
+        escalation("critical", "news2.high"), case, [], route_for, now=later, page_seq=3
+    )
+    assert d.action == "raised"
+    assert d.case is not None
+    assert (d.case.level, d.case.target) == (0, DOCTOR)
+    assert d.case.ack_deadline == later + timedelta(minutes=5)

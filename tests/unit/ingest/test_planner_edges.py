@@ -5,6 +5,7 @@ letter's bounds are exact (64 KiB of value, 1 KiB of key, 20 errors, 200-charact
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -13,16 +14,24 @@ import pytest
 from dispatcher.contract.events import DeadLetter, FieldError
 from dispatcher.contract.topics import NURSE_OBSERVATIONS
 from dispatcher.contract.vocab import DeadLetterCategory
+from dispatcher.ingest.decoding import Decoded, decode
 from dispatcher.ingest.planner import (
     MAX_DEAD_LETTER_ERRORS,
     MAX_DEAD_LETTER_KEY,
     MAX_DEAD_LETTER_ORIGINAL,
     MAX_ERROR_FIELD,
     MAX_ERROR_REASON,
+    Accepted,
     Incoming,
+    _with_note,
+    content_sha256,
     dead_letter_id_for,
+    identity,
     make_dead_letter,
 )
+from dispatcher.rules.assessment import evaluate
+from dispatcher.rules.ruleset import default_ruleset
+from tests import helpers
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ERR = [FieldError(field="spo2", reason="must be a number")]
@@ -95,3 +104,37 @@ def test_a_letter_for_a_rule_error_keeps_its_event_id() -> None:
     eid = uuid4()
     d = make_dead_letter(msg(), ERR, NOW, eid, DeadLetterCategory.RULE_ERROR)
     assert (d.event_id, d.category, d.error) == (eid, DeadLetterCategory.RULE_ERROR, ERR[0])
+
+
+def _accepted() -> Accepted:
+    body = helpers.observation("cit-abc123", at=NOW)
+    raw = json.dumps(body).encode()
+    result = decode(NURSE_OBSERVATIONS, raw, NOW)
+    assert isinstance(result, Decoded)
+    return Accepted(msg(value=raw), result.event)
+
+
+def test_a_reused_id_names_12_hex_digits_of_both_hashes() -> None:
+    item = _accepted()
+    known = "f" * 64
+    letter = identity(item, {item.event.event_id: known}, NOW)
+    assert isinstance(letter, DeadLetter)
+    digest = content_sha256(item)
+    assert letter.error.reason.endswith(f"sha256 ffffffffffff..., this one {digest[:12]}...")
+
+
+class TestNotesKeepTheDecisionLast:
+    def test_a_note_goes_before_the_closing_decision_note(self) -> None:
+        item = _accepted()
+        assessment, _ = evaluate(item.event, None, NOW, default_ruleset())
+        notes = [*assessment.notes[:-1], "first", "second", assessment.notes[-1]]
+        a = assessment.model_copy(update={"notes": notes})
+        assert notes[-1].startswith("Decision:")
+        assert _with_note(a, "added").notes == [*notes[:-1], "added", notes[-1]]
+
+    @pytest.mark.parametrize("notes", [[], ["one"], ["one", "two", "three"]])
+    def test_without_a_decision_note_it_goes_last(self, notes: list[str]) -> None:
+        item = _accepted()
+        assessment, _ = evaluate(item.event, None, NOW, default_ruleset())
+        a = assessment.model_copy(update={"notes": notes})
+        assert _with_note(a, "added").notes == [*notes, "added"]
