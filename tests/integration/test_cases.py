@@ -142,13 +142,14 @@ class TestDeadlines:
             new = stack.start_worker(name="restarted-worker")
             # Every rung's deadline passes while we watch (simulated by moving it to now).
             for _ in range(len(chain) - 1):
+                # Read the rung before moving the deadline: the scanner may act at once.
+                before = await db.fetchval(
+                    "SELECT level FROM cases WHERE case_id = $1", case["case_id"]
+                )
                 await db.execute(
                     "UPDATE cases SET ack_deadline = now() WHERE case_id = $1", case["case_id"]
                 )
                 await asyncio.to_thread(stack.wait_healthy, new)
-                before = await db.fetchval(
-                    "SELECT level FROM cases WHERE case_id = $1", case["case_id"]
-                )
                 for _ in range(150):
                     level = await db.fetchval(
                         "SELECT level FROM cases WHERE case_id = $1", case["case_id"]
