@@ -125,6 +125,17 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
             ),
             None if repeated == "event_id" else event_id,
         )
+    if topic == NURSE_OBSERVATIONS and "dropped" in obj:
+        # ``dropped`` is what *we* found unusable; a publisher setting it would make the
+        # re-measure rule fire for a vital nobody sent.
+        return Rejected(
+            _err(
+                "dropped",
+                "is filled by the dispatcher when it reads the observation; a "
+                "publisher must not send it",
+            ),
+            event_id,
+        )
     version = obj.get("schema_version")
     if isinstance(version, int) and version not in SUPPORTED_SCHEMA_VERSIONS:
         return Rejected(

@@ -41,6 +41,17 @@ class TestRejections:
         assert result.errors[0].field == "$"
         assert fragment in result.errors[0].reason
 
+    def test_a_publisher_cannot_send_the_dropped_list(self) -> None:
+        """``dropped`` is ours: an observation that brings its own is refused naming the field,
+        so it cannot make the re-measure rule fire for a vital nobody sent."""
+        obs = helpers.observation(helpers.citizen(), NOW)
+        obs["dropped"] = [{"field": "spo2", "reason": "made up"}]
+        result = decode(NURSE_OBSERVATIONS, _bytes(obs), NOW)
+        assert isinstance(result, Rejected)
+        assert [e.field for e in result.errors] == ["dropped"]
+        del obs["dropped"]
+        assert isinstance(decode(NURSE_OBSERVATIONS, _bytes(obs), NOW), Decoded)
+
     def test_wrong_type_vital_is_dropped_not_rejected(self) -> None:
         """A wrong-typed vital is dropped naming that vital and why; the observation is still
         accepted with its other vitals (issue 12 item 4: never a dead letter for one value)."""
