@@ -347,7 +347,9 @@ class NurseObservation(EventEnvelope):
         default_factory=list,
         max_length=len(DROPPABLE_VITALS),
         description="Vitals that were sent but could not be used, each with the reason: filled "
-        "when the observation is read; never scored, reported missing.",
+        "by the dispatcher when the observation is read (a publisher must not send it); never "
+        "scored, reported missing.",
+        json_schema_extra={"readOnly": True},
     )
 
     @model_validator(mode="wrap")
