@@ -279,7 +279,7 @@ class TestCrash:
         replacements re-read those offsets and count them as known duplicates, every event has
         exactly one outcome, every escalation is out, the reconciler passes."""
         stop = threading.Event()
-        load = Load(fault_stack.bootstrap, count=9000, rate=150, seed=11, stop=stop)
+        load = Load(fault_stack.bootstrap, count=9000, rate=100, seed=11, stop=stop)
         first = live_worker(fault_stack)
         load.start()
         try:
@@ -291,7 +291,13 @@ class TestCrash:
             rereads = len(snap1.stored_uncommitted)
             dups = wait_metric(second.web_port, DUPLICATES, rereads, timeout_s=30.0)
             assert sum(dups.values()) >= rereads, (dups, rereads)
+            # ... and commits its own progress: the second kill falls between two commits.
+            deadline = time.monotonic() + 20.0
+            while committed_offsets(fault_stack) == snap1.committed:
+                assert time.monotonic() < deadline, "the replacement committed no offset"
+                time.sleep(0.2)
             snap2 = kill_in_flight(fault_stack, second, load)
+            assert snap2.committed != snap1.committed
             third = fault_stack.start_worker()
             fault_stack.wait_healthy(third)
             time.sleep(1.0)
@@ -450,7 +456,7 @@ class TestRebalance:
         not. See the README's broker notes.)"""
         first = live_worker(fault_stack)
         stop = threading.Event()  # the load runs until both hand-overs are done (any CPU speed)
-        load = Load(fault_stack.bootstrap, count=9000, rate=150, seed=13, stop=stop)
+        load = Load(fault_stack.bootstrap, count=9000, rate=100, seed=13, stop=stop)
         load.start()
         try:
             time.sleep(1.0)
