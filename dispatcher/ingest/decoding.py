@@ -125,9 +125,10 @@ def decode(topic: str, raw: bytes | None, now: datetime) -> Decoded | Rejected:
             ),
             None if repeated == "event_id" else event_id,
         )
-    if topic == NURSE_OBSERVATIONS and "dropped" in obj:
-        # ``dropped`` is what *we* found unusable; a publisher setting it would make the
-        # re-measure rule fire for a vital nobody sent.
+    if topic == NURSE_OBSERVATIONS and obj.get("dropped"):
+        # ``dropped`` is what *we* found unusable; a publisher filling it would make the
+        # re-measure rule fire for a vital nobody sent (an empty list, as a serialised model
+        # carries it, says nothing and passes).
         return Rejected(
             _err(
                 "dropped",

@@ -49,7 +49,7 @@ class TestRejections:
         result = decode(NURSE_OBSERVATIONS, _bytes(obs), NOW)
         assert isinstance(result, Rejected)
         assert [e.field for e in result.errors] == ["dropped"]
-        del obs["dropped"]
+        obs["dropped"] = []
         assert isinstance(decode(NURSE_OBSERVATIONS, _bytes(obs), NOW), Decoded)
 
     def test_wrong_type_vital_is_dropped_not_rejected(self) -> None:
