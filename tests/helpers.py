@@ -1,16 +1,25 @@
-"""Builders for test events: valid public-contract JSON with pseudonymous ids."""
+"""The one module of test-event builders, with pseudonymous ids only.
+
+* JSON builders (``observation``, ``discharge``, ``sensor``...) for tests that publish or decode
+  bytes, timestamped from the wall clock by default;
+* model builders (``observation_model``, ``discharge_model``, ``reading_model``) for the pure
+  rules tests: explicit times around ``RULES_NOW``, sequential ids, no clock.
+"""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import structlog
 from structlog.testing import CapturingLoggerFactory
 
+from dispatcher.contract.events import DischargeEvent, NurseObservation, SensorKind, SensorReading
 from dispatcher.observability.logging import configure_logging, uninstall_stdlib_redaction
 
 
@@ -96,3 +105,88 @@ def captured_logs(level: str = "debug") -> Iterator[CapturingLoggerFactory]:
         structlog.reset_defaults()
         structlog.contextvars.clear_contextvars()
         uninstall_stdlib_redaction()
+
+
+# --- model builders for the pure rules tests ---------------------------------------------
+
+RULES_NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+CITIZEN = "cit-7f3a9c"
+_ids = itertools.count(1)  # sequential UUIDs: rule tests compare ids
+
+UNITS = {
+    SensorKind.SPO2: "%",
+    SensorKind.PULSE: "/min",
+    SensorKind.SYSTOLIC_BP: "mm[Hg]",
+    SensorKind.DIASTOLIC_BP: "mm[Hg]",
+    SensorKind.TEMPERATURE: "Cel",
+    SensorKind.RESPIRATION_RATE: "/min",
+    SensorKind.WEIGHT: "kg",
+    SensorKind.FALL: "event",
+    SensorKind.BLOOD_GLUCOSE: "mmol/L",
+}
+
+
+def new_id() -> UUID:
+    return UUID(int=next(_ids))
+
+
+def discharge_model(
+    *, at: datetime = RULES_NOW - timedelta(days=2), citizen: str = CITIZEN, **over: Any
+) -> DischargeEvent:
+    data: dict[str, Any] = {
+        "event_id": new_id(),
+        "schema_version": 1,
+        "occurred_at": at,
+        "source": "rh-sp",
+        "citizen_id": citizen,
+        "discharged_at": at,
+        "hospital": "hospital-a",
+        "department": "department-b",
+        "municipality": "municipality-c",
+        "district": "District North",
+        "diagnoses": [],
+        "flags": [],
+    }
+    data.update(over)
+    return DischargeEvent.model_validate(data)
+
+
+def observation_model(
+    *, at: datetime = RULES_NOW, citizen: str = CITIZEN, **over: Any
+) -> NurseObservation:
+    data: dict[str, Any] = {
+        "event_id": new_id(),
+        "schema_version": 1,
+        "occurred_at": at,
+        "source": "homecare-app",
+        "citizen_id": citizen,
+        "observer": "nurse-031",
+        **NORMAL_VITALS,
+    }
+    data.update(over)
+    return NurseObservation.model_validate(data)
+
+
+def reading_model(
+    kind: SensorKind,
+    value: float,
+    *,
+    at: datetime = RULES_NOW,
+    citizen: str = CITIZEN,
+    profile: str | None = None,
+) -> SensorReading:
+    """A sensor reading; ``profile`` sets ``device_profile`` ("continuous" / "spot_check")."""
+    data: dict[str, Any] = {
+        "event_id": new_id(),
+        "schema_version": 1,
+        "occurred_at": at,
+        "source": "sensor-gw",
+        "citizen_id": citizen,
+        "device_id": "dev-0001",
+        "kind": kind,
+        "value": value,
+        "unit": UNITS[kind],
+    }
+    if profile is not None:
+        data["device_profile"] = profile
+    return SensorReading.model_validate(data)

@@ -54,6 +54,7 @@ def cmd_up(args: argparse.Namespace, demo: bool = False) -> int:
     up, a child that dies is reported and restarted with backoff (``devstack/supervisor.py``)."""
     from dispatcher.devstack.stack import Stack, seed_roster_text
     from dispatcher.devstack.supervisor import Supervisor
+
     settings = Settings.from_env()
     stop = threading.Event()
     _install_stop_handlers(stop)

@@ -634,7 +634,9 @@ def _cross_check(source: str, rs: RuleSet) -> list[RuleIssue]:
             )
     for rule in rs.enabled():
         if isinstance(rule, TobsBandRule) and rs.score != "tobs":
-            issues.append(RuleIssue(source, rule.id, "kind", "an enabled tobs_band rule needs 'score: tobs'"))
+            issues.append(
+                RuleIssue(source, rule.id, "kind", "an enabled tobs_band rule needs 'score: tobs'")
+            )
         if isinstance(rule, News2BandRule) and rs.score == "tobs":
             issues.append(
                 RuleIssue(

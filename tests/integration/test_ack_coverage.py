@@ -5,7 +5,7 @@ PostgreSQL, with the seed roster, an injected clock (so "ten hours later" costs 
 outbox relayed to the session's real Kafka broker: every page is read back from
 ``acute.pages.<team>``. The last test goes through the real worker process instead, with its
 settings from ``build_runtime``. Behaviours and their unit tables: docs/cases.md,
-tests/unit/test_lifecycle_ack.py.
+tests/unit/cases/test_lifecycle_ack.py.
 """
 
 from __future__ import annotations

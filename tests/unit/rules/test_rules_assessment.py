@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rules_factories import NOW, discharge, observation
 
 from dispatcher.contract.events import NurseObservation
 from dispatcher.contract.vocab import SEVERITY_RANK
@@ -27,6 +26,9 @@ from dispatcher.rules.context import (
 )
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import RULE_KINDS, News2BandRule, News2TrendRule, default_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import observation_model as observation
 
 RS = default_ruleset()
 BAND_SEVERITY = {r.band: r.severity for r in RS.rules if isinstance(r, News2BandRule)}

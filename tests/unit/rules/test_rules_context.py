@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rules_factories import CITIZEN, NOW, discharge, observation, reading
-
 from dispatcher.contract.events import DeviceProfile, SensorKind
 from dispatcher.rules.assessment import competence_for, evaluate
 from dispatcher.rules.context import (
@@ -26,6 +24,11 @@ from dispatcher.rules.ruleset import (
     default_ruleset,
 )
 from dispatcher.rules.windows import BreachEpisode, KindSummary, LevelRun, RepeatState
+from tests.helpers import CITIZEN
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import observation_model as observation
+from tests.helpers import reading_model as reading
 
 
 class TestDischargeFold:

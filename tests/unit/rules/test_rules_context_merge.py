@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 import yaml
 from pydantic import ValidationError
-from rules_factories import NOW, discharge
 
 from dispatcher.contract.events import normalise_diagnosis
 from dispatcher.rules.assessment import competence_for, evaluate
@@ -20,6 +19,8 @@ from dispatcher.rules.context import (
     provenance,
 )
 from dispatcher.rules.ruleset import default_ruleset, default_ruleset_text, parse_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
 
 RS = default_ruleset()
 D = timedelta(days=1)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-from rules_factories import NOW, discharge, new_id, observation, reading
 
 from dispatcher.cli import main as cli
 from dispatcher.cli.rules import assess_lines, run_assess, run_rules_check, run_rules_test
@@ -19,6 +18,11 @@ from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_RE
 from dispatcher.ingest import planner as pipeline
 from dispatcher.ingest.planner import Incoming, decode_batch, plan_batch
 from dispatcher.rules.ruleset import default_ruleset, default_ruleset_text, parse_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import new_id
+from tests.helpers import observation_model as observation
+from tests.helpers import reading_model as reading
 
 
 def raw(event: InputEvent) -> bytes:

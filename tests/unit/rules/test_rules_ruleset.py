@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rules_factories import NOW, discharge, observation
 
 from dispatcher.rules.assessment import evaluate
 from dispatcher.rules.ruleset import (
@@ -21,6 +20,9 @@ from dispatcher.rules.ruleset import (
     parse_ruleset,
     rule_kind,
 )
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import observation_model as observation
 
 
 def default_data() -> dict:  # type: ignore[type-arg]

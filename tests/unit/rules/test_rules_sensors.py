@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import yaml
-from rules_factories import NOW, discharge, observation, reading
 
 from dispatcher.contract.events import InputEvent, SensorKind
 from dispatcher.rules.assessment import Assessment, evaluate, silent_sensor_check
@@ -18,6 +17,10 @@ from dispatcher.rules.ruleset import (
     default_ruleset_text,
     parse_ruleset,
 )
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import observation_model as observation
+from tests.helpers import reading_model as reading
 
 RS = default_ruleset()
 SPO2_RULE = next(

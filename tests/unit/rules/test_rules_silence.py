@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import yaml
-from rules_factories import NOW, discharge, reading
 
 from dispatcher.contract.events import InputEvent, SensorKind
 from dispatcher.ingest.planner import plan_silence_checks, silence_candidates
@@ -21,6 +20,9 @@ from dispatcher.rules.ruleset import (
     default_ruleset_text,
     parse_ruleset,
 )
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import reading_model as reading
 
 RS = default_ruleset()
 RULE = next(r for r in RS.rules if isinstance(r, SensorSilenceRule))

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from rules_factories import NOW, discharge, reading
 
 from dispatcher.contract.events import InputEvent, SensorKind, SensorReading
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import SpotCheckRule, default_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import reading_model as reading
 
 RS = default_ruleset()
 SPOT = {r.id: r for r in RS.rules if isinstance(r, SpotCheckRule)}

@@ -14,12 +14,13 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from rules_factories import NOW, observation
 
 from dispatcher.rules import tobs
 from dispatcher.rules.assessment import evaluate
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import RuleSet, RuleSetError, default_ruleset_text, parse_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import observation_model as observation
 
 PULSE = [(0, 39, 2), (40, 49, 1), (50, 89, 0), (90, 109, 1), (110, 129, 2), (130, 300, 3)]
 RESPIRATION = [(0, 8, 3), (9, 11, 1), (12, 20, 0), (21, 24, 2), (25, 80, 3)]

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from rules_factories import NOW, discharge, reading
-
 from dispatcher.contract.events import InputEvent, SensorKind
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import default_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import reading_model as reading
 
 RS = default_ruleset()
 GAIN = "heart_failure.weight_gain"

@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rules_factories import NOW, discharge, reading
 
 from dispatcher.contract.events import DeviceProfile, InputEvent, SensorKind, SensorReading
 from dispatcher.rules.assessment import Assessment, evaluate
 from dispatcher.rules.context import CitizenContext
 from dispatcher.rules.ruleset import SustainedSensorRule, default_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import reading_model as reading
 
 RS = default_ruleset()
 SPO2 = next(r for r in RS.rules if isinstance(r, SustainedSensorRule) and r.sensor == "spo2")

@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 import yaml
-from rules_factories import NOW, discharge, observation, reading
-from test_rules_tobs import tobs_data
 
 from dispatcher.cli.rules import run_rules_test
 from dispatcher.contract.events import InputEvent, SensorKind
@@ -33,6 +31,11 @@ from dispatcher.contract.topics import DISCHARGES, NURSE_OBSERVATIONS, SENSOR_RE
 from dispatcher.ingest.planner import Incoming, decode_batch, plan_batch
 from dispatcher.rules.first_route import first_route
 from dispatcher.rules.ruleset import default_ruleset, parse_ruleset
+from tests.helpers import RULES_NOW as NOW
+from tests.helpers import discharge_model as discharge
+from tests.helpers import observation_model as observation
+from tests.helpers import reading_model as reading
+from tests.unit.rules.test_rules_tobs import tobs_data
 
 H = timedelta(hours=1)
 MIN = timedelta(minutes=1)

@@ -415,7 +415,7 @@ def test_page_example_findings_are_what_the_lifecycle_writes() -> None:
     from dispatcher.store.cases import page_payload
 
     example = json.loads(
-        (Path(__file__).resolve().parents[2] / "schemas/examples/acute.pages.json").read_text()
+        (Path(__file__).resolve().parents[3] / "schemas/examples/acute.pages.json").read_text()
     )
     d = decide(escalation("high", "sensor.fall"), None, NOW, seq=1)
     assert d.case is not None

@@ -12,7 +12,7 @@ from dispatcher.contract.events import DischargeEvent, NurseObservation, SensorR
 from dispatcher.contract.schemas import MODEL_BY_TOPIC, drift
 from tests import helpers
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class TestCitizenId:

@@ -368,7 +368,7 @@ def test_page_example_shows_the_unacknowledged_fallback_as_the_payload_carries_i
     from dispatcher.store.cases import page_payload
 
     example = json.loads(
-        (Path(__file__).resolve().parents[2] / "schemas/examples/acute.pages.json").read_text()
+        (Path(__file__).resolve().parents[3] / "schemas/examples/acute.pages.json").read_text()
     )
     case = opened("critical")
     case, pages = TestNobodyLeftUnacknowledged.timeouts(case, FALLBACK_AFTER_REPEATS)

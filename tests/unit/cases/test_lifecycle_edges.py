@@ -12,7 +12,7 @@ import pytest
 
 from dispatcher.cases.lifecycle import AckPolicy, Silence, _span, at_last_rung, on_escalation
 from dispatcher.config import Settings
-from tests.unit.test_lifecycle import (
+from tests.unit.cases.test_lifecycle import (
     DOCTOR,
     FALLBACK,
     NOW,
