@@ -17,6 +17,20 @@ from dispatcher.ingest.planner import Incoming
 from dispatcher.streams.runtime import Runtime
 
 
+def incoming(events: list[Any]) -> list[Incoming]:
+    """faust events as the raw messages the shells take: bytes with their coordinates."""
+    return [
+        Incoming(
+            topic=e.message.topic,
+            partition=e.message.partition,
+            offset=e.message.offset,
+            key=e.message.key,
+            value=e.message.value,
+        )
+        for e in events
+    ]
+
+
 def install(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
     inputs = app.topic(
@@ -29,16 +43,7 @@ def install(app: faust.App, runtime: Runtime) -> None:
     @app.agent(inputs, name="citizen-events")
     async def citizen_events(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_max, settings.batch_within_s):
-            messages = [
-                Incoming(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                )
-                for e in events
-            ]
+            messages = incoming(events)
             await runtime.processor.handle(messages)
             for e in events:
                 await stream.ack(e)
@@ -53,16 +58,7 @@ def install(app: faust.App, runtime: Runtime) -> None:
         async for events in stream.noack_take(settings.batch_max, settings.batch_within_s):
             # Raw bytes with their coordinates: a message that cannot be used is dead-lettered
             # by the case manager (never raised), and the batch is acked once all are stored.
-            messages = [
-                Incoming(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                )
-                for e in events
-            ]
+            messages = incoming(events)
             await runtime.cases.handle(messages)
             runtime.metrics.events_consumed.labels(ESCALATIONS).inc(len(messages))
             for e in events:
