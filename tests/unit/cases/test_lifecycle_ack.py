@@ -4,7 +4,7 @@ acknowledgements (resolve or renew) and the new case after them. Pure lifecycle,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -28,13 +28,9 @@ from dispatcher.cases.lifecycle import (
 )
 from dispatcher.contract.events import Escalation, Reason, Route
 from dispatcher.contract.vocab import CaseState
-from dispatcher.routing.router import RouteDecision, Target
+from dispatcher.routing.router import Target
+from tests.unit.cases.test_lifecycle import DOCTOR, FALLBACK, MINUTES, NOW, NURSE, route_for
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-NURSE = Target("north", "nurse", "n-1", "copd")
-FALLBACK = Target("south", "nurse", "s-1", "copd")
-DOCTOR = Target("doc", "doctor", "d-1", "doctor")
-MINUTES = {"medium": 30, "high": 15, "critical": 5}
 POLICY = AckPolicy(
     quiet_period=timedelta(minutes=60),
     stale_after=timedelta(hours=12),
@@ -58,12 +54,6 @@ def escalation(
         ack_deadline=NOW + timedelta(minutes=MINUTES[severity]),
         triggered_by=[uuid4()],
     )
-
-
-def route_for(severity: str) -> RouteDecision:
-    if severity == "critical":
-        return RouteDecision(chain=(DOCTOR,), steps=("critical",))
-    return RouteDecision(chain=(NURSE, FALLBACK, DOCTOR), steps=("nurse",))
 
 
 def decide(
